@@ -1,0 +1,301 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import type { Clock } from '../clock.ts';
+import { AppError, conflict, invalid, notFound } from '../errors.ts';
+import type { Store } from '../store/store.ts';
+import { hashPassword, needsRehash, passwordProblems, verifyPassword } from './passwords.ts';
+import { canGrant, type Role } from './roles.ts';
+import type { TokenCreate, UserCreate, UserUpdate } from './schemas.ts';
+import type { Page, PageRequest, Token, User } from './types.ts';
+
+/** Who is calling, as established from a bearer token. */
+export interface Principal {
+  userId: string;
+  email: string;
+  role: Role;
+  /** The user's tenant; `null` for a system administrator. */
+  tenantId: string | null;
+  /** A token limited to one tenant reaches only that one. */
+  scopeTenantId: string | null;
+  tokenId: string;
+}
+
+export interface AccountsOptions {
+  store: Store;
+  clock: Clock;
+  scryptCost: number;
+  sessionTtlSeconds: number;
+  maxFailures: number;
+  lockoutSeconds: number;
+}
+
+const hashToken = (token: string): string => createHash('sha256').update(token).digest('hex');
+
+interface FailureWindow {
+  count: number;
+  since: number;
+}
+
+/** Sign-in failures per key (account or source address), forgotten after the lockout window. */
+class FailureCounter {
+  readonly #map = new Map<string, FailureWindow>();
+  constructor(
+    private readonly max: number,
+    private readonly windowMs: number,
+  ) {}
+
+  /** Milliseconds until `key` may try again, 0 when it may now. */
+  blockedFor(key: string, now: number): number {
+    const w = this.#map.get(key);
+    if (!w) return 0;
+    if (now - w.since >= this.windowMs) {
+      this.#map.delete(key);
+      return 0;
+    }
+    return w.count >= this.max ? this.windowMs - (now - w.since) : 0;
+  }
+
+  fail(key: string, now: number): void {
+    const w = this.#map.get(key);
+    if (!w || now - w.since >= this.windowMs) this.#map.set(key, { count: 1, since: now });
+    else w.count++;
+    if (this.#map.size > 100_000) this.#map.delete(this.#map.keys().next().value as string);
+  }
+
+  clear(key: string): void {
+    this.#map.delete(key);
+  }
+}
+
+/** Users, sign-in, sessions and API tokens. */
+export class Accounts {
+  readonly #accountFailures: FailureCounter;
+  readonly #sourceFailures: FailureCounter;
+  readonly #touched = new Map<string, number>();
+  // Verifying against a dummy hash keeps sign-in time the same whether an email exists or not.
+  #dummyHash: Promise<string> | undefined;
+
+  constructor(private readonly opts: AccountsOptions) {
+    this.#accountFailures = new FailureCounter(opts.maxFailures, opts.lockoutSeconds * 1000);
+    // One address may be a whole office behind NAT: it gets more tries than one account.
+    this.#sourceFailures = new FailureCounter(opts.maxFailures * 5, opts.lockoutSeconds * 1000);
+  }
+
+  private get store(): Store {
+    return this.opts.store;
+  }
+
+  private now(): Date {
+    return this.opts.clock.now();
+  }
+
+  private checkPolicy(password: string, path = 'password'): void {
+    const problems = passwordProblems(password);
+    if (problems.length) throw invalid(problems.map((message) => ({ path, message })), 'password does not meet the policy');
+  }
+
+  /** Creates the first system administrator; refuses when one exists. */
+  async init(input: { email: string; password: string; name?: string }): Promise<User> {
+    this.checkPolicy(input.password);
+    const hash = await hashPassword(input.password, this.opts.scryptCost);
+    return this.store.transaction(async (tx) => {
+      if ((await tx.users.countByRole('system-admin')) > 0) {
+        throw conflict('a system administrator already exists; sign in as them to add users');
+      }
+      const now = this.now().toISOString();
+      const id = randomUUID();
+      await tx.users.insert({
+        id,
+        tenantId: null,
+        email: input.email.toLowerCase(),
+        name: input.name ?? '',
+        role: 'system-admin',
+        disabled: false,
+        passwordHash: hash,
+        passwordChangedAt: now,
+        createdAt: now,
+        updatedAt: now,
+      });
+      return (await tx.users.get(null, id)) as User;
+    });
+  }
+
+  /** Exchanges email and password for a session token. Throttled per account and per source. */
+  async signIn(email: string, password: string, source: string): Promise<{ token: string; expiresAt: string; user: User }> {
+    const now = this.now().getTime();
+    const accountKey = `a:${email.toLowerCase()}`;
+    const sourceKey = `s:${source}`;
+    const wait = Math.max(this.#accountFailures.blockedFor(accountKey, now), this.#sourceFailures.blockedFor(sourceKey, now));
+    if (wait > 0) {
+      const seconds = Math.ceil(wait / 1000);
+      throw new AppError('rate_limited', `too many failed sign-ins; try again in ${seconds} s`, {
+        headers: { 'Retry-After': String(seconds) },
+      });
+    }
+    const user = await this.store.users.getWithSecretByEmail(email);
+    this.#dummyHash ??= hashPassword(randomBytes(16).toString('hex'), this.opts.scryptCost);
+    const ok = await verifyPassword(password, user?.passwordHash ?? (await this.#dummyHash));
+    if (!user || !ok || user.disabled || !user.passwordHash) {
+      this.#accountFailures.fail(accountKey, now);
+      this.#sourceFailures.fail(sourceKey, now);
+      throw new AppError('unauthorized', 'wrong email or password');
+    }
+    this.#accountFailures.clear(accountKey);
+    if (needsRehash(user.passwordHash, this.opts.scryptCost)) {
+      await this.store.users.update(user.tenantId, user.id, { passwordHash: await hashPassword(password, this.opts.scryptCost) });
+    }
+    const expiresAt = new Date(now + this.opts.sessionTtlSeconds * 1000).toISOString();
+    const token = await this.issue(user.id, null, 'session', 'sign-in', expiresAt);
+    const { passwordHash: _h, passwordChangedAt: _c, ...pub } = user;
+    return { token, expiresAt, user: pub };
+  }
+
+  private async issue(userId: string, tenantId: string | null, kind: 'session' | 'api', name: string, expiresAt: string | null): Promise<string> {
+    const prefix = kind === 'session' ? 'eps_' : 'ept_';
+    const token = `${prefix}${randomBytes(32).toString('base64url')}`;
+    await this.store.tokens.insert({
+      id: randomUUID(),
+      userId,
+      tenantId,
+      kind,
+      name,
+      tokenHash: hashToken(token),
+      createdAt: this.now().toISOString(),
+      expiresAt,
+      lastUsedAt: null,
+      revokedAt: null,
+    });
+    return token;
+  }
+
+  /** The caller behind a bearer token, or `undefined` when it is unknown, expired or revoked. */
+  async authenticate(bearer: string): Promise<Principal | undefined> {
+    if (!/^ep[st]_[A-Za-z0-9_-]{43}$/.test(bearer)) return undefined;
+    const row = await this.store.tokens.findByHash(hashToken(bearer));
+    const now = this.now();
+    if (!row || row.revokedAt || (row.expiresAt && row.expiresAt <= now.toISOString())) return undefined;
+    const user = await this.store.users.getWithSecretById(row.userId);
+    if (!user || user.disabled) return undefined;
+    const last = this.#touched.get(row.id) ?? 0;
+    if (now.getTime() - last > 60_000) {
+      this.#touched.set(row.id, now.getTime());
+      if (this.#touched.size > 50_000) this.#touched.clear();
+      await this.store.tokens.touch(row.id, now.toISOString());
+    }
+    return {
+      userId: user.id,
+      email: user.email,
+      role: user.role,
+      tenantId: user.tenantId,
+      scopeTenantId: row.tenantId,
+      tokenId: row.id,
+    };
+  }
+
+  /** Ends the session or revokes the token the caller used. */
+  async signOut(p: Principal): Promise<void> {
+    await this.store.tokens.revoke(p.tokenId, this.now().toISOString());
+  }
+
+  // ---- API tokens ----------------------------------------------------------------------------
+
+  async createApiToken(p: Principal, tenantId: string, input: TokenCreate): Promise<{ token: string; info: Token }> {
+    const expiresAt = input.expiresInDays ? new Date(this.now().getTime() + input.expiresInDays * 86_400_000).toISOString() : null;
+    const token = await this.issue(p.userId, tenantId, 'api', input.name, expiresAt);
+    const row = await this.store.tokens.findByHash(hashToken(token));
+    const { tokenHash: _h, ...info } = row as NonNullable<typeof row>;
+    return { token, info };
+  }
+
+  private managesTokens(p: Principal): boolean {
+    return p.role === 'system-admin' || p.role === 'tenant-admin';
+  }
+
+  listApiTokens(p: Principal, tenantId: string): Promise<Token[]> {
+    return this.store.tokens.list(tenantId, this.managesTokens(p) ? undefined : p.userId);
+  }
+
+  async revokeApiToken(p: Principal, tenantId: string, id: string): Promise<void> {
+    const t = await this.store.tokens.get(tenantId, id);
+    // Somebody else's token is as invisible as a missing one to a non-admin.
+    if (!t || (!this.managesTokens(p) && t.userId !== p.userId)) throw notFound('token');
+    await this.store.tokens.revoke(id, this.now().toISOString());
+  }
+
+  // ---- users ---------------------------------------------------------------------------------
+
+  async createUser(p: Principal, tenantId: string, input: UserCreate): Promise<User> {
+    if (input.role === 'system-admin' || !canGrant(p.role, input.role)) {
+      throw invalid([{ path: 'role', message: `role ${input.role} cannot be given to a tenant's user` }]);
+    }
+    this.checkPolicy(input.password);
+    const hash = await hashPassword(input.password, this.opts.scryptCost);
+    return this.store.transaction(async (tx) => {
+      if (await tx.users.getWithSecretByEmail(input.email)) {
+        throw conflict('a user with this email already exists', [{ path: 'email', message: 'already registered' }]);
+      }
+      const now = this.now().toISOString();
+      const id = randomUUID();
+      await tx.users.insert({
+        id,
+        tenantId,
+        email: input.email,
+        name: input.name ?? '',
+        role: input.role,
+        disabled: false,
+        passwordHash: hash,
+        passwordChangedAt: now,
+        createdAt: now,
+        updatedAt: now,
+      });
+      return (await tx.users.get(tenantId, id)) as User;
+    });
+  }
+
+  async getUser(tenantId: string, id: string): Promise<User> {
+    const u = await this.store.users.get(tenantId, id);
+    if (!u) throw notFound('user');
+    return u;
+  }
+
+  listUsers(tenantId: string, page: PageRequest): Promise<Page<User>> {
+    return this.store.users.list(tenantId, page);
+  }
+
+  async updateUser(p: Principal, tenantId: string, id: string, patch: UserUpdate): Promise<User> {
+    const cur = await this.getUser(tenantId, id);
+    if (patch.role !== undefined && (patch.role === 'system-admin' || !canGrant(p.role, patch.role))) {
+      throw invalid([{ path: 'role', message: `role ${patch.role} cannot be given to a tenant's user` }]);
+    }
+    if (cur.id === p.userId && ((patch.role && patch.role !== cur.role) || patch.disabled)) {
+      throw conflict('you cannot change your own role or disable yourself');
+    }
+    if (patch.password !== undefined) this.checkPolicy(patch.password);
+    const now = this.now().toISOString();
+    const passwordHash = patch.password !== undefined ? await hashPassword(patch.password, this.opts.scryptCost) : undefined;
+    await this.store.transaction(async (tx) => {
+      await tx.users.update(tenantId, id, {
+        ...(patch.name !== undefined && { name: patch.name }),
+        ...(patch.role !== undefined && { role: patch.role }),
+        ...(patch.disabled !== undefined && { disabled: patch.disabled }),
+        ...(passwordHash !== undefined && { passwordHash, passwordChangedAt: now }),
+        updatedAt: now,
+      });
+      // A new password or a disabled account ends every session and token of that user.
+      if (passwordHash !== undefined || patch.disabled) await tx.tokens.revokeAllForUser(id, now);
+    });
+    return this.getUser(tenantId, id);
+  }
+
+  async deleteUser(p: Principal, tenantId: string, id: string): Promise<void> {
+    await this.getUser(tenantId, id);
+    if (id === p.userId) throw conflict('you cannot delete yourself');
+    await this.store.users.delete(tenantId, id);
+  }
+
+  /** The calling user's own record (system administrators included). */
+  async me(p: Principal): Promise<User> {
+    const u = await this.store.users.get(p.tenantId, p.userId);
+    if (!u) throw notFound('user');
+    return u;
+  }
+}

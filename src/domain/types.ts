@@ -1,0 +1,165 @@
+import type { Role } from './roles.ts';
+
+/** Tenant-wide behaviour a tenant admin sets; later issues add provisioning switches here. */
+export interface TenantSettings {
+  /** Accept HTTP Basic credentials from phones over plain HTTP. @default false */
+  allowBasicOverHttp: boolean;
+  /** What happens when an unknown MAC asks for its master file. @default "off" */
+  autoClaim: 'off' | 'any' | 'site-subnets';
+}
+
+export const DEFAULT_TENANT_SETTINGS: TenantSettings = { allowBasicOverHttp: false, autoClaim: 'off' };
+
+export interface Tenant {
+  id: string;
+  name: string;
+  slug: string;
+  provisioning: { key: string; username: string };
+  settings: TenantSettings;
+  /** Profiles applied to every device of the tenant, lowest precedence first. */
+  profileIds: string[];
+  createdAt: string;
+  updatedAt: string;
+}
+
+export const SIP_TRANSPORTS = ['UDPOnly', 'TCPOnly', 'TLS', 'DNSnaptr'] as const;
+export type SipTransport = (typeof SIP_TRANSPORTS)[number];
+
+export interface SipSettings {
+  server?: string;
+  port?: number;
+  transport?: SipTransport;
+  outboundProxy?: string;
+}
+
+export interface NtpSettings {
+  server?: string;
+}
+
+export interface Site {
+  id: string;
+  tenantId: string;
+  name: string;
+  description: string;
+  location: string;
+  /** Canonical CIDRs; a phone whose address falls in one belongs to this site. */
+  subnets: string[];
+  /** IANA time zone, e.g. `Europe/Berlin`. */
+  timeZone: string;
+  sip: SipSettings;
+  ntp: NtpSettings;
+  profileIds: string[];
+  deviceCount: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface Group {
+  id: string;
+  tenantId: string;
+  name: string;
+  description: string;
+  profileIds: string[];
+  deviceCount: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface SipLine {
+  /** Line number on the phone, 1-based: becomes `reg.<index>.*`. */
+  index: number;
+  address: string;
+  displayName?: string;
+  label?: string;
+  authUserId?: string;
+  /** Write-only through the API; never returned. */
+  authPassword?: string;
+  server?: string;
+  port?: number;
+  transport?: SipTransport;
+}
+
+export const DEVICE_STATES = ['pending', 'active', 'disabled'] as const;
+export type DeviceState = (typeof DEVICE_STATES)[number];
+
+export interface LastSeen {
+  at: string;
+  ip: string | null;
+  userAgent: string | null;
+  firmware: string | null;
+}
+
+export interface Device {
+  id: string;
+  tenantId: string;
+  mac: string;
+  model: string | null;
+  name: string;
+  siteId: string | null;
+  groupIds: string[];
+  labels: string[];
+  lines: SipLine[];
+  params: Record<string, string>;
+  profileIds: string[];
+  state: DeviceState;
+  lastSeen: LastSeen | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface Profile {
+  id: string;
+  tenantId: string;
+  name: string;
+  description: string;
+  params: Record<string, string>;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface User {
+  id: string;
+  /** `null` for system administrators. */
+  tenantId: string | null;
+  email: string;
+  name: string;
+  role: Role;
+  disabled: boolean;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface UserWithSecret extends User {
+  passwordHash: string | null;
+  passwordChangedAt: string | null;
+}
+
+export type TokenKind = 'session' | 'api';
+
+export interface Token {
+  id: string;
+  userId: string;
+  /** Tenant the token is limited to; `null` means the user's own reach. */
+  tenantId: string | null;
+  kind: TokenKind;
+  name: string;
+  createdAt: string;
+  expiresAt: string | null;
+  lastUsedAt: string | null;
+  revokedAt: string | null;
+}
+
+export interface Page<T> {
+  items: T[];
+  total: number;
+  limit: number;
+  offset: number;
+}
+
+export interface PageRequest {
+  limit: number;
+  offset: number;
+}
+
+/** Where a profile can be assigned. */
+export type AssignmentTarget = 'tenant' | 'site' | 'group' | 'device';

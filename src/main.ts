@@ -1,0 +1,195 @@
+import { readFileSync } from 'node:fs';
+import { createApp } from './app.ts';
+import { CONFIG_LEAVES, ConfigError, loadConfig, maskConfig, type Config } from './config.ts';
+import { AppError } from './errors.ts';
+import { createLogger } from './logger.ts';
+
+const HELP = `edgeprov — provisioning server for Polycom (Poly) phones
+
+Usage: edgeprov <command> [options]
+
+Commands:
+  serve                         run the server (the default)
+  init --email E [--password P | --password-stdin] [--name N]
+                                create the first system administrator on an empty database
+  config                        print the effective configuration, secrets masked
+  help                          this text
+
+Every command takes --config FILE (or EDGEPROV_CONFIG) and any configuration flag:
+${CONFIG_LEAVES.map((l) => `  --${l.flag.padEnd(28)} ${l.env}`).join('\n')}
+`;
+
+interface ParsedArgs {
+  command: string;
+  configFile: string | undefined;
+  configFlags: Record<string, string>;
+  own: Record<string, string | true>;
+  problems: string[];
+}
+
+const COMMAND_FLAGS: Record<string, { values: string[]; switches: string[] }> = {
+  serve: { values: [], switches: [] },
+  init: { values: ['email', 'password', 'name'], switches: ['password-stdin'] },
+  config: { values: [], switches: [] },
+  help: { values: [], switches: [] },
+};
+
+export function parseArgs(argv: string[]): ParsedArgs {
+  const out: ParsedArgs = { command: 'serve', configFile: undefined, configFlags: {}, own: {}, problems: [] };
+  const rest = [...argv];
+  if (rest[0] && !rest[0].startsWith('-')) out.command = rest.shift() as string;
+  if (out.command === '--help' || out.command === '-h') out.command = 'help';
+  const spec = COMMAND_FLAGS[out.command];
+  if (!spec) {
+    out.problems.push(`unknown command "${out.command}" (try: edgeprov help)`);
+    return out;
+  }
+  const configFlags = new Set(CONFIG_LEAVES.map((l) => l.flag));
+  while (rest.length) {
+    const arg = rest.shift() as string;
+    if (arg === '--help' || arg === '-h') {
+      out.command = 'help';
+      continue;
+    }
+    const m = arg.match(/^--([a-z0-9-]+)(?:=(.*))?$/s);
+    if (!m?.[1]) {
+      out.problems.push(`unexpected argument "${arg}"`);
+      continue;
+    }
+    const name = m[1];
+    const isSwitch = spec.switches.includes(name);
+    let value: string | undefined = m[2];
+    if (!isSwitch && value === undefined) {
+      value = rest.shift();
+      if (value === undefined) {
+        out.problems.push(`--${name} needs a value`);
+        continue;
+      }
+    }
+    if (name === 'config') out.configFile = value;
+    else if (configFlags.has(name)) out.configFlags[name] = value as string;
+    else if (isSwitch) out.own[name] = true;
+    else if (spec.values.includes(name)) out.own[name] = value as string;
+    else out.problems.push(`--${name}: unknown option for "${out.command}"`);
+  }
+  return out;
+}
+
+export interface MainIo {
+  env: Record<string, string | undefined>;
+  stdout: (s: string) => void;
+  stderr: (s: string) => void;
+  readStdin: () => string;
+}
+
+const defaultIo = (): MainIo => ({
+  env: process.env,
+  stdout: (s) => process.stdout.write(s),
+  stderr: (s) => process.stderr.write(s),
+  readStdin: () => readFileSync(0, 'utf8'),
+});
+
+/** Runs one CLI command; resolves to the process exit code. */
+export async function main(argv: string[], io: MainIo = defaultIo()): Promise<number> {
+  const args = parseArgs(argv);
+  if (args.problems.length) {
+    io.stderr(`${args.problems.map((p) => `edgeprov: ${p}`).join('\n')}\n`);
+    return 2;
+  }
+  if (args.command === 'help') {
+    io.stdout(HELP);
+    return 0;
+  }
+  let config: Config;
+  try {
+    config = loadConfig({
+      env: io.env,
+      flags: args.configFlags,
+      ...(args.configFile !== undefined && { file: args.configFile }),
+      warn: (m) => io.stderr(`edgeprov: warning: ${m}\n`),
+    });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      io.stderr(`edgeprov: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+
+  switch (args.command) {
+    case 'config':
+      io.stdout(`${JSON.stringify(maskConfig(config), null, 2)}\n`);
+      return 0;
+    case 'init':
+      return runInit(config, args.own, io);
+    default:
+      return runServe(config, io);
+  }
+}
+
+async function runInit(config: Config, own: Record<string, string | true>, io: MainIo): Promise<number> {
+  const email = typeof own.email === 'string' ? own.email : io.env.EDGEPROV_INIT_EMAIL;
+  let password = typeof own.password === 'string' ? own.password : io.env.EDGEPROV_INIT_PASSWORD;
+  if (own['password-stdin']) password = io.readStdin().replace(/\r?\n$/, '');
+  if (!email || !password) {
+    io.stderr('edgeprov: init needs --email and --password (or --password-stdin, or EDGEPROV_INIT_EMAIL / EDGEPROV_INIT_PASSWORD)\n');
+    return 2;
+  }
+  if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email)) {
+    io.stderr(`edgeprov: "${email}" is not an email address\n`);
+    return 2;
+  }
+  const app = await createApp({ config, logger: createLogger({ level: 'warn' }) });
+  try {
+    const user = await app.accounts.init({ email, password, ...(typeof own.name === 'string' && { name: own.name }) });
+    io.stdout(`created system administrator ${user.email} (id ${user.id})\n`);
+    return 0;
+  } catch (err) {
+    if (err instanceof AppError) {
+      const details = err.details?.map((d) => `\n  - ${d.path}: ${d.message}`).join('') ?? '';
+      io.stderr(`edgeprov: ${err.message}${details}\n`);
+      return 1;
+    }
+    throw err;
+  } finally {
+    await app.close();
+  }
+}
+
+async function runServe(config: Config, io: MainIo): Promise<number> {
+  const app = await createApp({ config });
+  const email = io.env.EDGEPROV_INIT_EMAIL;
+  const password = io.env.EDGEPROV_INIT_PASSWORD;
+  if (email && password && (await app.store.users.countByRole('system-admin')) === 0) {
+    const user = await app.accounts.init({ email, password });
+    app.logger.info({ email: user.email }, 'created the first system administrator from EDGEPROV_INIT_EMAIL');
+  }
+  try {
+    await app.listen();
+  } catch (err) {
+    app.logger.fatal({ err }, 'cannot start listeners');
+    await app.close();
+    return 1;
+  }
+  return new Promise<number>((resolve) => {
+    const stop = (signal: string) => {
+      app.logger.info({ signal }, 'shutting down');
+      app.close().then(
+        () => resolve(0),
+        (err: unknown) => {
+          app.logger.error({ err }, 'error during shutdown');
+          resolve(1);
+        },
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+// Run directly (`node --import tsx src/main.ts`), not when imported by the bin or tests.
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}

@@ -1,0 +1,716 @@
+import { OpenAPIHono, createRoute, z, type RouteConfig } from '@hono/zod-openapi';
+import type { Accounts } from '../../domain/accounts.ts';
+import type { Inventory } from '../../domain/inventory.ts';
+import { normalizeMacPrefix } from '../../domain/mac.ts';
+import {
+  deviceCreateSchema,
+  deviceUpdateSchema,
+  groupCreateSchema,
+  groupUpdateSchema,
+  profileCreateSchema,
+  profileUpdateSchema,
+  signInSchema,
+  siteCreateSchema,
+  siteUpdateSchema,
+  tenantCreateSchema,
+  tenantUpdateSchema,
+  tokenCreateSchema,
+  userCreateSchema,
+  userUpdateSchema,
+  zodIssues,
+} from '../../domain/schemas.ts';
+import { DEVICE_STATES } from '../../domain/types.ts';
+import { AppError, invalid } from '../../errors.ts';
+import { bodyLimit } from 'hono/body-limit';
+import { authenticate, authorize, visibleTenants, type Access } from './auth.ts';
+import { clientIp, type HttpEnv } from './context.ts';
+import {
+  deviceView,
+  errorSchema,
+  groupView,
+  mapPage,
+  pageOf,
+  profileView,
+  siteView,
+  tenantView,
+  toDeviceView,
+  tokenView,
+  userView,
+} from './views.ts';
+
+export interface AdminApiDeps {
+  inventory: Inventory;
+  accounts: Accounts;
+  maxPageSize: number;
+  maxBodyBytes: number;
+}
+
+/** The OpenAPI extension naming the permission each operation needs; the RBAC test reads it. */
+export const PERMISSION_EXTENSION = 'x-edgeprov-permission';
+
+const json = <T extends z.ZodType>(schema: T, description: string) => ({
+  description,
+  content: { 'application/json': { schema } },
+});
+const body = <T extends z.ZodType>(schema: T) => ({ required: true, content: { 'application/json': { schema } } });
+
+const errors = {
+  400: json(errorSchema, 'Malformed JSON or invalid fields'),
+  401: json(errorSchema, 'No valid token'),
+  403: json(errorSchema, 'The role does not allow this'),
+  404: json(errorSchema, 'Unknown id (or another tenant’s)'),
+  409: json(errorSchema, 'Conflicts with existing data'),
+  413: json(errorSchema, 'Body too large'),
+};
+
+const pathId = (name: string) =>
+  z
+    .string()
+    .min(1)
+    .max(100)
+    .openapi({ param: { name, in: 'path' } });
+
+const tenantParams = z.object({ tenantId: pathId('tenantId') });
+type PathId = ReturnType<typeof pathId>;
+const itemParams = <K extends string>(name: K) =>
+  z.object({ tenantId: pathId('tenantId'), [name]: pathId(name) } as { tenantId: PathId } & Record<K, PathId>);
+
+export function createAdminApi(deps: AdminApiDeps): OpenAPIHono<HttpEnv> {
+  const { inventory, accounts } = deps;
+  const api = new OpenAPIHono<HttpEnv>({
+    defaultHook: (result) => {
+      if (!result.success) throw invalid(zodIssues(result.error));
+    },
+  });
+
+  // Size is capped before anything parses the body; then the caller is identified.
+  api.use(
+    '*',
+    bodyLimit({
+      maxSize: deps.maxBodyBytes,
+      onError: () => {
+        throw new AppError('payload_too_large', `request body is larger than ${deps.maxBodyBytes} bytes`);
+      },
+    }),
+  );
+  api.use('*', authenticate(accounts));
+
+  const pageQuery = z.object({
+    limit: z.coerce.number().int().min(1).max(deps.maxPageSize).default(50),
+    offset: z.coerce.number().int().min(0).default(0),
+  });
+
+  /** Every route goes through here: permission in the document and the gate in front. */
+  function op<R extends RouteConfig>(access: Access, config: R) {
+    return createRoute({
+      ...config,
+      [PERMISSION_EXTENSION]: access,
+      security: access === 'public' ? [] : [{ bearerAuth: [] }],
+      middleware: [authorize(access, inventory)],
+      responses: { ...errors, ...config.responses },
+    } as R);
+  }
+
+  api.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer' });
+
+  // ---- auth ------------------------------------------------------------------------------------
+
+  api.openapi(
+    op('public', {
+      method: 'post',
+      path: '/auth/token',
+      operationId: 'signIn',
+      tags: ['auth'],
+      summary: 'Exchange email and password for a bearer token',
+      request: { body: body(signInSchema) },
+      responses: {
+        200: json(z.object({ token: z.string(), expiresAt: z.string(), user: userView }), 'Signed in'),
+        429: json(errorSchema, 'Too many failed attempts'),
+      },
+    }),
+    async (c) => {
+      const { email, password } = c.req.valid('json');
+      const r = await accounts.signIn(email, password, clientIp(c));
+      return c.json(r, 200);
+    },
+  );
+
+  api.openapi(
+    op('authenticated', {
+      method: 'delete',
+      path: '/auth/token',
+      operationId: 'signOut',
+      tags: ['auth'],
+      summary: 'Revoke the token used for this request',
+      responses: { 204: { description: 'Signed out' } },
+    }),
+    async (c) => {
+      await accounts.signOut(c.get('principal')!);
+      return c.body(null, 204);
+    },
+  );
+
+  api.openapi(
+    op('authenticated', {
+      method: 'get',
+      path: '/me',
+      operationId: 'getMe',
+      tags: ['auth'],
+      summary: 'The signed-in user',
+      responses: { 200: json(userView, 'The caller') },
+    }),
+    async (c) => c.json(await accounts.me(c.get('principal')!), 200),
+  );
+
+  // ---- tenants ---------------------------------------------------------------------------------
+
+  api.openapi(
+    op('tenant:read', {
+      method: 'get',
+      path: '/tenants',
+      operationId: 'listTenants',
+      tags: ['tenants'],
+      summary: 'Tenants the caller can see (all of them for a system administrator)',
+      request: { query: pageQuery },
+      responses: { 200: json(pageOf(tenantView, 'TenantPage'), 'A page of tenants') },
+    }),
+    async (c) => c.json(await inventory.listTenants(c.req.valid('query'), visibleTenants(c.get('principal')!)), 200),
+  );
+
+  api.openapi(
+    op('tenants:create', {
+      method: 'post',
+      path: '/tenants',
+      operationId: 'createTenant',
+      tags: ['tenants'],
+      summary: 'Create a tenant with its provisioning key and credentials',
+      request: { body: body(tenantCreateSchema) },
+      responses: { 201: json(tenantView, 'Created') },
+    }),
+    async (c) => c.json(await inventory.createTenant(c.req.valid('json')), 201),
+  );
+
+  api.openapi(
+    op('tenant:read', {
+      method: 'get',
+      path: '/tenants/{tenantId}',
+      operationId: 'getTenant',
+      tags: ['tenants'],
+      request: { params: tenantParams },
+      responses: { 200: json(tenantView, 'The tenant') },
+    }),
+    async (c) => c.json(await inventory.getTenant(c.req.valid('param').tenantId), 200),
+  );
+
+  api.openapi(
+    op('tenant:update', {
+      method: 'patch',
+      path: '/tenants/{tenantId}',
+      operationId: 'updateTenant',
+      tags: ['tenants'],
+      summary: 'Rename, change settings or the tenant-wide profiles',
+      request: { params: tenantParams, body: body(tenantUpdateSchema) },
+      responses: { 200: json(tenantView, 'Updated') },
+    }),
+    async (c) => c.json(await inventory.updateTenant(c.req.valid('param').tenantId, c.req.valid('json')), 200),
+  );
+
+  api.openapi(
+    op('tenants:delete', {
+      method: 'delete',
+      path: '/tenants/{tenantId}',
+      operationId: 'deleteTenant',
+      tags: ['tenants'],
+      summary: 'Delete a tenant and everything in it',
+      request: { params: tenantParams },
+      responses: { 204: { description: 'Deleted' } },
+    }),
+    async (c) => {
+      await inventory.deleteTenant(c.req.valid('param').tenantId);
+      return c.body(null, 204);
+    },
+  );
+
+  // ---- sites -----------------------------------------------------------------------------------
+
+  const siteParams = itemParams('siteId');
+  api.openapi(
+    op('sites:read', {
+      method: 'get',
+      path: '/tenants/{tenantId}/sites',
+      operationId: 'listSites',
+      tags: ['sites'],
+      request: { params: tenantParams, query: pageQuery },
+      responses: { 200: json(pageOf(siteView, 'SitePage'), 'A page of sites') },
+    }),
+    async (c) => c.json(await inventory.listSites(c.req.valid('param').tenantId, c.req.valid('query')), 200),
+  );
+  api.openapi(
+    op('sites:write', {
+      method: 'post',
+      path: '/tenants/{tenantId}/sites',
+      operationId: 'createSite',
+      tags: ['sites'],
+      request: { params: tenantParams, body: body(siteCreateSchema) },
+      responses: { 201: json(siteView, 'Created') },
+    }),
+    async (c) => c.json(await inventory.createSite(c.req.valid('param').tenantId, c.req.valid('json')), 201),
+  );
+  api.openapi(
+    op('sites:read', {
+      method: 'get',
+      path: '/tenants/{tenantId}/sites/{siteId}',
+      operationId: 'getSite',
+      tags: ['sites'],
+      request: { params: siteParams },
+      responses: { 200: json(siteView, 'The site') },
+    }),
+    async (c) => {
+      const p = c.req.valid('param');
+      return c.json(await inventory.getSite(p.tenantId, p.siteId), 200);
+    },
+  );
+  api.openapi(
+    op('sites:write', {
+      method: 'patch',
+      path: '/tenants/{tenantId}/sites/{siteId}',
+      operationId: 'updateSite',
+      tags: ['sites'],
+      request: { params: siteParams, body: body(siteUpdateSchema) },
+      responses: { 200: json(siteView, 'Updated') },
+    }),
+    async (c) => {
+      const p = c.req.valid('param');
+      return c.json(await inventory.updateSite(p.tenantId, p.siteId, c.req.valid('json')), 200);
+    },
+  );
+  api.openapi(
+    op('sites:write', {
+      method: 'delete',
+      path: '/tenants/{tenantId}/sites/{siteId}',
+      operationId: 'deleteSite',
+      tags: ['sites'],
+      summary: 'Delete a site that has no devices',
+      request: { params: siteParams },
+      responses: { 204: { description: 'Deleted' } },
+    }),
+    async (c) => {
+      const p = c.req.valid('param');
+      await inventory.deleteSite(p.tenantId, p.siteId);
+      return c.body(null, 204);
+    },
+  );
+
+  // ---- groups ----------------------------------------------------------------------------------
+
+  const groupParams = itemParams('groupId');
+  api.openapi(
+    op('groups:read', {
+      method: 'get',
+      path: '/tenants/{tenantId}/groups',
+      operationId: 'listGroups',
+      tags: ['groups'],
+      request: { params: tenantParams, query: pageQuery },
+      responses: { 200: json(pageOf(groupView, 'GroupPage'), 'A page of groups') },
+    }),
+    async (c) => c.json(await inventory.listGroups(c.req.valid('param').tenantId, c.req.valid('query')), 200),
+  );
+  api.openapi(
+    op('groups:write', {
+      method: 'post',
+      path: '/tenants/{tenantId}/groups',
+      operationId: 'createGroup',
+      tags: ['groups'],
+      request: { params: tenantParams, body: body(groupCreateSchema) },
+      responses: { 201: json(groupView, 'Created') },
+    }),
+    async (c) => c.json(await inventory.createGroup(c.req.valid('param').tenantId, c.req.valid('json')), 201),
+  );
+  api.openapi(
+    op('groups:read', {
+      method: 'get',
+      path: '/tenants/{tenantId}/groups/{groupId}',
+      operationId: 'getGroup',
+      tags: ['groups'],
+      request: { params: groupParams },
+      responses: { 200: json(groupView, 'The group') },
+    }),
+    async (c) => {
+      const p = c.req.valid('param');
+      return c.json(await inventory.getGroup(p.tenantId, p.groupId), 200);
+    },
+  );
+  api.openapi(
+    op('groups:write', {
+      method: 'patch',
+      path: '/tenants/{tenantId}/groups/{groupId}',
+      operationId: 'updateGroup',
+      tags: ['groups'],
+      request: { params: groupParams, body: body(groupUpdateSchema) },
+      responses: { 200: json(groupView, 'Updated') },
+    }),
+    async (c) => {
+      const p = c.req.valid('param');
+      return c.json(await inventory.updateGroup(p.tenantId, p.groupId, c.req.valid('json')), 200);
+    },
+  );
+  api.openapi(
+    op('groups:write', {
+      method: 'delete',
+      path: '/tenants/{tenantId}/groups/{groupId}',
+      operationId: 'deleteGroup',
+      tags: ['groups'],
+      summary: 'Delete a group (its devices stay, without it)',
+      request: { params: groupParams },
+      responses: { 204: { description: 'Deleted' } },
+    }),
+    async (c) => {
+      const p = c.req.valid('param');
+      await inventory.deleteGroup(p.tenantId, p.groupId);
+      return c.body(null, 204);
+    },
+  );
+
+  // ---- devices ---------------------------------------------------------------------------------
+
+  const deviceParams = itemParams('idOrMac');
+  const deviceQuery = pageQuery.extend({
+    siteId: z.string().max(100).optional(),
+    groupId: z.string().max(100).optional(),
+    model: z.string().max(100).optional(),
+    state: z.enum(DEVICE_STATES).optional(),
+    macPrefix: z
+      .string()
+      .max(17)
+      .optional()
+      .transform((v, ctx) => {
+        if (v === undefined) return undefined;
+        const p = normalizeMacPrefix(v);
+        if (!p) ctx.addIssue({ code: 'custom', message: 'must be hex digits of a MAC, e.g. 00:04:f2' });
+        return p;
+      }),
+    label: z.string().max(100).optional(),
+    seenSince: z.iso.datetime({ offset: true }).optional().meta({ description: 'last seen at or after (ISO 8601)' }),
+    seenBefore: z.iso.datetime({ offset: true }).optional().meta({ description: 'last seen before (ISO 8601)' }),
+    neverSeen: z.enum(['true', 'false']).optional().transform((v) => v === 'true'),
+  });
+
+  api.openapi(
+    op('devices:read', {
+      method: 'get',
+      path: '/tenants/{tenantId}/devices',
+      operationId: 'listDevices',
+      tags: ['devices'],
+      summary: 'List devices, filtered by site, group, model, state, MAC prefix, label or last seen',
+      request: { params: tenantParams, query: deviceQuery },
+      responses: { 200: json(pageOf(deviceView, 'DevicePage'), 'A page of devices') },
+    }),
+    async (c) => {
+      const { limit, offset, seenSince, seenBefore, ...filter } = c.req.valid('query');
+      const norm = (s: string | undefined) => (s ? new Date(s).toISOString() : undefined);
+      const page = await inventory.listDevices(
+        c.req.valid('param').tenantId,
+        Object.fromEntries(
+          Object.entries({ ...filter, seenSince: norm(seenSince), seenBefore: norm(seenBefore) }).filter(([, v]) => v !== undefined && v !== false),
+        ),
+        { limit, offset },
+      );
+      return c.json(mapPage(page, toDeviceView), 200);
+    },
+  );
+  api.openapi(
+    op('devices:write', {
+      method: 'post',
+      path: '/tenants/{tenantId}/devices',
+      operationId: 'createDevice',
+      tags: ['devices'],
+      request: { params: tenantParams, body: body(deviceCreateSchema) },
+      responses: { 201: json(deviceView, 'Created') },
+    }),
+    async (c) => c.json(toDeviceView(await inventory.createDevice(c.req.valid('param').tenantId, c.req.valid('json'))), 201),
+  );
+
+  const bulkItem = z.union([
+    z.object({ op: z.literal('create'), device: z.record(z.string(), z.unknown()) }).strict(),
+    z.object({ op: z.literal('update'), idOrMac: z.string().min(1).max(100), device: z.record(z.string(), z.unknown()) }).strict(),
+  ]);
+  const bulkResult = z.object({
+    dryRun: z.boolean(),
+    applied: z.boolean(),
+    results: z.array(
+      z.object({
+        index: z.number().int(),
+        ok: z.boolean(),
+        op: z.enum(['create', 'update']),
+        id: z.string().optional(),
+        mac: z.string().optional(),
+        errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+      }),
+    ),
+  });
+  api.openapi(
+    op('devices:write', {
+      method: 'post',
+      path: '/tenants/{tenantId}/devices/bulk',
+      operationId: 'bulkDevices',
+      tags: ['devices'],
+      summary: 'Create and update many devices: all or nothing; with dryRun, only a per-item report',
+      request: {
+        params: tenantParams,
+        body: body(z.object({ dryRun: z.boolean().default(false), items: z.array(bulkItem).min(1).max(5000) }).strict()),
+      },
+      responses: {
+        200: json(bulkResult, 'Applied, or the dry-run report'),
+        422: json(bulkResult, 'At least one item failed; nothing was applied'),
+      },
+    }),
+    async (c) => {
+      const { dryRun, items } = c.req.valid('json');
+      const r = await inventory.bulkDevices(c.req.valid('param').tenantId, items, dryRun);
+      return r.dryRun || r.applied ? c.json(r, 200) : c.json(r, 422);
+    },
+  );
+
+  api.openapi(
+    op('devices:read', {
+      method: 'get',
+      path: '/tenants/{tenantId}/devices/{idOrMac}',
+      operationId: 'getDevice',
+      tags: ['devices'],
+      summary: 'A device by id or by MAC (any accepted spelling)',
+      request: { params: deviceParams },
+      responses: { 200: json(deviceView, 'The device') },
+    }),
+    async (c) => {
+      const p = c.req.valid('param');
+      return c.json(toDeviceView(await inventory.getDevice(p.tenantId, p.idOrMac)), 200);
+    },
+  );
+  api.openapi(
+    op('devices:write', {
+      method: 'patch',
+      path: '/tenants/{tenantId}/devices/{idOrMac}',
+      operationId: 'updateDevice',
+      tags: ['devices'],
+      summary: 'Update a device; a line sent without authPassword keeps its password',
+      request: { params: deviceParams, body: body(deviceUpdateSchema) },
+      responses: { 200: json(deviceView, 'Updated') },
+    }),
+    async (c) => {
+      const p = c.req.valid('param');
+      return c.json(toDeviceView(await inventory.updateDevice(p.tenantId, p.idOrMac, c.req.valid('json'))), 200);
+    },
+  );
+  api.openapi(
+    op('devices:write', {
+      method: 'delete',
+      path: '/tenants/{tenantId}/devices/{idOrMac}',
+      operationId: 'deleteDevice',
+      tags: ['devices'],
+      request: { params: deviceParams },
+      responses: { 204: { description: 'Deleted' } },
+    }),
+    async (c) => {
+      const p = c.req.valid('param');
+      await inventory.deleteDevice(p.tenantId, p.idOrMac);
+      return c.body(null, 204);
+    },
+  );
+
+  // ---- profiles --------------------------------------------------------------------------------
+
+  const profileParams = itemParams('profileId');
+  api.openapi(
+    op('profiles:read', {
+      method: 'get',
+      path: '/tenants/{tenantId}/profiles',
+      operationId: 'listProfiles',
+      tags: ['profiles'],
+      request: { params: tenantParams, query: pageQuery },
+      responses: { 200: json(pageOf(profileView, 'ProfilePage'), 'A page of profiles') },
+    }),
+    async (c) => c.json(await inventory.listProfiles(c.req.valid('param').tenantId, c.req.valid('query')), 200),
+  );
+  api.openapi(
+    op('profiles:write', {
+      method: 'post',
+      path: '/tenants/{tenantId}/profiles',
+      operationId: 'createProfile',
+      tags: ['profiles'],
+      summary: 'Create a named set of Polycom parameters',
+      request: { params: tenantParams, body: body(profileCreateSchema) },
+      responses: { 201: json(profileView, 'Created') },
+    }),
+    async (c) => c.json(await inventory.createProfile(c.req.valid('param').tenantId, c.req.valid('json')), 201),
+  );
+  api.openapi(
+    op('profiles:read', {
+      method: 'get',
+      path: '/tenants/{tenantId}/profiles/{profileId}',
+      operationId: 'getProfile',
+      tags: ['profiles'],
+      request: { params: profileParams },
+      responses: { 200: json(profileView, 'The profile') },
+    }),
+    async (c) => {
+      const p = c.req.valid('param');
+      return c.json(await inventory.getProfile(p.tenantId, p.profileId), 200);
+    },
+  );
+  api.openapi(
+    op('profiles:write', {
+      method: 'patch',
+      path: '/tenants/{tenantId}/profiles/{profileId}',
+      operationId: 'updateProfile',
+      tags: ['profiles'],
+      request: { params: profileParams, body: body(profileUpdateSchema) },
+      responses: { 200: json(profileView, 'Updated') },
+    }),
+    async (c) => {
+      const p = c.req.valid('param');
+      return c.json(await inventory.updateProfile(p.tenantId, p.profileId, c.req.valid('json')), 200);
+    },
+  );
+  api.openapi(
+    op('profiles:write', {
+      method: 'delete',
+      path: '/tenants/{tenantId}/profiles/{profileId}',
+      operationId: 'deleteProfile',
+      tags: ['profiles'],
+      summary: 'Delete a profile that is not assigned anywhere',
+      request: { params: profileParams },
+      responses: { 204: { description: 'Deleted' } },
+    }),
+    async (c) => {
+      const p = c.req.valid('param');
+      await inventory.deleteProfile(p.tenantId, p.profileId);
+      return c.body(null, 204);
+    },
+  );
+
+  // ---- users -----------------------------------------------------------------------------------
+
+  const userParams = itemParams('userId');
+  api.openapi(
+    op('users:read', {
+      method: 'get',
+      path: '/tenants/{tenantId}/users',
+      operationId: 'listUsers',
+      tags: ['users'],
+      request: { params: tenantParams, query: pageQuery },
+      responses: { 200: json(pageOf(userView, 'UserPage'), 'A page of users') },
+    }),
+    async (c) => c.json(await accounts.listUsers(c.req.valid('param').tenantId, c.req.valid('query')), 200),
+  );
+  api.openapi(
+    op('users:write', {
+      method: 'post',
+      path: '/tenants/{tenantId}/users',
+      operationId: 'createUser',
+      tags: ['users'],
+      summary: 'Create a user of this tenant with a role and an initial password',
+      request: { params: tenantParams, body: body(userCreateSchema) },
+      responses: { 201: json(userView, 'Created') },
+    }),
+    async (c) => c.json(await accounts.createUser(c.get('principal')!, c.req.valid('param').tenantId, c.req.valid('json')), 201),
+  );
+  api.openapi(
+    op('users:read', {
+      method: 'get',
+      path: '/tenants/{tenantId}/users/{userId}',
+      operationId: 'getUser',
+      tags: ['users'],
+      request: { params: userParams },
+      responses: { 200: json(userView, 'The user') },
+    }),
+    async (c) => {
+      const p = c.req.valid('param');
+      return c.json(await accounts.getUser(p.tenantId, p.userId), 200);
+    },
+  );
+  api.openapi(
+    op('users:write', {
+      method: 'patch',
+      path: '/tenants/{tenantId}/users/{userId}',
+      operationId: 'updateUser',
+      tags: ['users'],
+      summary: 'Change name, role, disabled or password (a new password ends all their sessions)',
+      request: { params: userParams, body: body(userUpdateSchema) },
+      responses: { 200: json(userView, 'Updated') },
+    }),
+    async (c) => {
+      const p = c.req.valid('param');
+      return c.json(await accounts.updateUser(c.get('principal')!, p.tenantId, p.userId, c.req.valid('json')), 200);
+    },
+  );
+  api.openapi(
+    op('users:write', {
+      method: 'delete',
+      path: '/tenants/{tenantId}/users/{userId}',
+      operationId: 'deleteUser',
+      tags: ['users'],
+      request: { params: userParams },
+      responses: { 204: { description: 'Deleted' } },
+    }),
+    async (c) => {
+      const p = c.req.valid('param');
+      await accounts.deleteUser(c.get('principal')!, p.tenantId, p.userId);
+      return c.body(null, 204);
+    },
+  );
+
+  // ---- API tokens ------------------------------------------------------------------------------
+
+  const tokenParams = itemParams('tokenId');
+  api.openapi(
+    op('tokens:own', {
+      method: 'get',
+      path: '/tenants/{tenantId}/tokens',
+      operationId: 'listTokens',
+      tags: ['tokens'],
+      summary: 'API tokens: your own, or every one of the tenant for its administrators',
+      request: { params: tenantParams },
+      responses: { 200: json(z.object({ items: z.array(tokenView) }), 'Tokens (never their secrets)') },
+    }),
+    async (c) => c.json({ items: await accounts.listApiTokens(c.get('principal')!, c.req.valid('param').tenantId) }, 200),
+  );
+  api.openapi(
+    op('tokens:own', {
+      method: 'post',
+      path: '/tenants/{tenantId}/tokens',
+      operationId: 'createToken',
+      tags: ['tokens'],
+      summary: 'Create a long-lived API token limited to this tenant; the secret is shown only in this answer',
+      request: { params: tenantParams, body: body(tokenCreateSchema) },
+      responses: { 201: json(z.object({ token: z.string(), info: tokenView }), 'Created') },
+    }),
+    async (c) => c.json(await accounts.createApiToken(c.get('principal')!, c.req.valid('param').tenantId, c.req.valid('json')), 201),
+  );
+  api.openapi(
+    op('tokens:own', {
+      method: 'delete',
+      path: '/tenants/{tenantId}/tokens/{tokenId}',
+      operationId: 'revokeToken',
+      tags: ['tokens'],
+      request: { params: tokenParams },
+      responses: { 204: { description: 'Revoked' } },
+    }),
+    async (c) => {
+      const p = c.req.valid('param');
+      await accounts.revokeApiToken(c.get('principal')!, p.tenantId, p.tokenId);
+      return c.body(null, 204);
+    },
+  );
+
+  api.doc31('/openapi.json', {
+    openapi: '3.1.0',
+    info: {
+      title: 'edgeprov admin API',
+      version: '1',
+      description: 'Tenants, sites, groups, devices, profiles, users and tokens of an edgeprov provisioning server.',
+    },
+    servers: [{ url: '/api/v1' }],
+  });
+
+  return api;
+}

@@ -1,0 +1,72 @@
+import { randomUUID } from 'node:crypto';
+import { Hono } from 'hono';
+import type { Accounts } from '../../domain/accounts.ts';
+import type { Inventory } from '../../domain/inventory.ts';
+import type { Logger } from '../../logger.ts';
+import type { Store } from '../../store/store.ts';
+import { createAdminApi } from './admin-api.ts';
+import { clientIp, type HttpEnv } from './context.ts';
+import { createDocsApp } from './docs.ts';
+import { apiErrorHandler, errorBody } from './errors.ts';
+
+export interface HttpAppDeps {
+  store: Store;
+  inventory: Inventory;
+  accounts: Accounts;
+  logger: Logger;
+  maxPageSize: number;
+  maxBodyBytes: number;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,100}$/;
+
+/** The whole HTTP surface: health probes, the admin API and its docs. Phone routes join later. */
+export function createHttpApp(deps: HttpAppDeps): Hono<HttpEnv> {
+  const { logger } = deps;
+  const app = new Hono<HttpEnv>();
+
+  app.use('*', async (c, next) => {
+    const given = c.req.header('x-request-id');
+    const requestId = given && REQUEST_ID.test(given) ? given : randomUUID();
+    c.set('requestId', requestId);
+    const started = performance.now();
+    await next();
+    c.header('X-Request-Id', requestId);
+    logger.info(
+      {
+        reqId: requestId,
+        method: c.req.method,
+        path: c.req.path,
+        status: c.res.status,
+        ms: Math.round((performance.now() - started) * 10) / 10,
+        ip: clientIp(c),
+      },
+      'request',
+    );
+  });
+
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/readyz', async (c) => {
+    try {
+      await deps.store.ping();
+      return c.json({ status: 'ready', store: deps.store.kind });
+    } catch (err) {
+      logger.warn({ err }, 'store not reachable');
+      return c.json({ status: 'unavailable', store: deps.store.kind }, 503);
+    }
+  });
+
+  const api = createAdminApi(deps);
+  api.route('/', createDocsApp('/api/v1/openapi.json'));
+  app.route('/api/v1', api);
+
+  const onError = apiErrorHandler(logger);
+  app.onError(onError);
+  app.notFound((c) => {
+    if (c.req.path.startsWith('/api/')) {
+      return c.json(errorBody('not_found', `no route ${c.req.method} ${c.req.path}`, c.get('requestId') ?? ''), 404);
+    }
+    return c.text('Not Found', 404);
+  });
+  return app;
+}

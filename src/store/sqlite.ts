@@ -1,0 +1,40 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { Kysely, SqliteDialect } from 'kysely';
+import { KyselyStore } from './kysely-store.ts';
+import { migrateToLatest } from './migrations.ts';
+import type { Database } from './schema.ts';
+import type { Store } from './store.ts';
+
+export interface SqliteStoreOptions {
+  /** Database file; `:memory:` for a throw-away store. */
+  file: string;
+}
+
+/**
+ * Opens (creating if needed) the embedded SQLite database: WAL journal so readers never wait for
+ * the writer, foreign keys on, `synchronous=NORMAL` (durable at every checkpoint, safe with WAL),
+ * then applies pending migrations.
+ */
+export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> {
+  if (opts.file !== ':memory:') mkdirSync(dirname(opts.file), { recursive: true });
+  const sqlite = new BetterSqlite3(opts.file);
+  sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma('synchronous = NORMAL');
+  sqlite.pragma('foreign_keys = ON');
+  sqlite.pragma('busy_timeout = 5000');
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  try {
+    await migrateToLatest(db as Kysely<unknown>);
+  } catch (err) {
+    await db.destroy();
+    throw err;
+  }
+  let closed = false;
+  return new KyselyStore('sqlite', db, async () => {
+    if (closed) return;
+    closed = true;
+    await db.destroy();
+  });
+}

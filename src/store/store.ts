@@ -1,0 +1,163 @@
+import type {
+  AssignmentTarget,
+  Device,
+  DeviceState,
+  Group,
+  LastSeen,
+  Page,
+  PageRequest,
+  Profile,
+  Site,
+  Tenant,
+  Token,
+  User,
+  UserWithSecret,
+} from '../domain/types.ts';
+
+/**
+ * The one storage interface. Every method that touches tenant data takes the tenant id and only
+ * ever sees rows of that tenant: tenant isolation lives here, not in each route. Implementations:
+ * SQLite (embedded default, `sqlite.ts`); PostgreSQL follows with the same queries.
+ */
+export interface Store {
+  readonly kind: 'sqlite' | 'postgres';
+  /** Throws when the database cannot answer. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+  /** Runs `fn` in one transaction: all of it is applied, or none. */
+  transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T>;
+
+  tenants: TenantRepo;
+  sites: SiteRepo;
+  groups: GroupRepo;
+  devices: DeviceRepo;
+  profiles: ProfileRepo;
+  assignments: AssignmentRepo;
+  users: UserRepo;
+  tokens: TokenRepo;
+}
+
+export interface TenantRow extends Omit<Tenant, 'profileIds'> {
+  provisioningPassword: string;
+}
+
+export interface TenantRepo {
+  insert(row: TenantRow): Promise<void>;
+  get(id: string): Promise<Tenant | undefined>;
+  /** Provisioning secrets are kept off the plain tenant view. */
+  getWithSecrets(id: string): Promise<TenantRow | undefined>;
+  getByProvisioningKey(key: string): Promise<Tenant | undefined>;
+  getBySlug(slug: string): Promise<Tenant | undefined>;
+  /** `ids` limits the list (a tenant user sees only their own tenant). */
+  list(page: PageRequest, ids?: string[]): Promise<Page<Tenant>>;
+  update(id: string, patch: Partial<Pick<TenantRow, 'name' | 'slug' | 'settings' | 'provisioningPassword'>>, now: string): Promise<boolean>;
+  delete(id: string): Promise<boolean>;
+}
+
+export type SiteRow = Omit<Site, 'profileIds' | 'deviceCount'>;
+export interface SiteRepo {
+  insert(row: SiteRow): Promise<void>;
+  get(tenantId: string, id: string): Promise<Site | undefined>;
+  list(tenantId: string, page: PageRequest): Promise<Page<Site>>;
+  /** Every site of the tenant, unpaged: for subnet checks. */
+  all(tenantId: string): Promise<Site[]>;
+  update(tenantId: string, id: string, patch: Partial<Omit<SiteRow, 'id' | 'tenantId' | 'createdAt'>>): Promise<boolean>;
+  delete(tenantId: string, id: string): Promise<boolean>;
+}
+
+export type GroupRow = Omit<Group, 'profileIds' | 'deviceCount'>;
+export interface GroupRepo {
+  insert(row: GroupRow): Promise<void>;
+  get(tenantId: string, id: string): Promise<Group | undefined>;
+  list(tenantId: string, page: PageRequest): Promise<Page<Group>>;
+  /** Which of `ids` exist in the tenant. */
+  existing(tenantId: string, ids: string[]): Promise<Set<string>>;
+  update(tenantId: string, id: string, patch: Partial<Pick<GroupRow, 'name' | 'description' | 'updatedAt'>>): Promise<boolean>;
+  delete(tenantId: string, id: string): Promise<boolean>;
+}
+
+export type DeviceRow = Omit<Device, 'groupIds' | 'profileIds'>;
+
+export interface DeviceFilter {
+  siteId?: string;
+  groupId?: string;
+  model?: string;
+  state?: DeviceState;
+  /** Lowercase hex without separators. */
+  macPrefix?: string;
+  label?: string;
+  seenSince?: string;
+  seenBefore?: string;
+  /** Only devices never seen by the server. */
+  neverSeen?: boolean;
+}
+
+export interface DeviceRepo {
+  insert(row: DeviceRow, groupIds: string[]): Promise<void>;
+  get(tenantId: string, id: string): Promise<Device | undefined>;
+  getByMac(tenantId: string, mac: string): Promise<Device | undefined>;
+  /** Whether any tenant holds this MAC (MACs are unique across the server). */
+  macTaken(mac: string): Promise<boolean>;
+  list(tenantId: string, filter: DeviceFilter, page: PageRequest): Promise<Page<Device>>;
+  update(
+    tenantId: string,
+    id: string,
+    patch: Partial<Omit<DeviceRow, 'id' | 'tenantId' | 'createdAt' | 'lastSeen'>>,
+    groupIds?: string[],
+  ): Promise<boolean>;
+  /** Records many sightings in one write (the phone path batches them). */
+  recordSeen(entries: Array<{ tenantId: string; id: string; lastSeen: LastSeen }>): Promise<void>;
+  delete(tenantId: string, id: string): Promise<boolean>;
+}
+
+export type ProfileRow = Profile;
+export interface ProfileRepo {
+  insert(row: ProfileRow): Promise<void>;
+  get(tenantId: string, id: string): Promise<Profile | undefined>;
+  list(tenantId: string, page: PageRequest): Promise<Page<Profile>>;
+  existing(tenantId: string, ids: string[]): Promise<Set<string>>;
+  update(tenantId: string, id: string, patch: Partial<Pick<ProfileRow, 'name' | 'description' | 'params' | 'updatedAt'>>): Promise<boolean>;
+  delete(tenantId: string, id: string): Promise<boolean>;
+}
+
+export interface AssignmentRepo {
+  get(tenantId: string, kind: AssignmentTarget, targetId: string): Promise<string[]>;
+  /** Replaces the ordered list of profiles assigned to a target. */
+  set(tenantId: string, kind: AssignmentTarget, targetId: string, profileIds: string[]): Promise<void>;
+  /** Where a profile is assigned. */
+  usages(tenantId: string, profileId: string): Promise<Array<{ kind: AssignmentTarget; targetId: string }>>;
+}
+
+export interface UserRepo {
+  insert(row: UserWithSecret): Promise<void>;
+  /** `tenantId` null: system administrators only. */
+  get(tenantId: string | null, id: string): Promise<User | undefined>;
+  /** Unscoped, for sign-in and token checks only. */
+  getWithSecretById(id: string): Promise<UserWithSecret | undefined>;
+  getWithSecretByEmail(email: string): Promise<UserWithSecret | undefined>;
+  list(tenantId: string, page: PageRequest): Promise<Page<User>>;
+  countByRole(role: string): Promise<number>;
+  update(
+    tenantId: string | null,
+    id: string,
+    patch: Partial<Pick<UserWithSecret, 'name' | 'role' | 'disabled' | 'passwordHash' | 'passwordChangedAt' | 'updatedAt'>>,
+  ): Promise<boolean>;
+  delete(tenantId: string, id: string): Promise<boolean>;
+}
+
+export interface TokenRow extends Token {
+  tokenHash: string;
+}
+
+export interface TokenRepo {
+  insert(row: TokenRow): Promise<void>;
+  findByHash(hash: string): Promise<TokenRow | undefined>;
+  /** API tokens whose owner belongs to the tenant or that are limited to it; `userId` narrows further. */
+  list(tenantId: string, userId?: string): Promise<Token[]>;
+  get(tenantId: string, id: string): Promise<Token | undefined>;
+  revoke(id: string, now: string): Promise<boolean>;
+  revokeAllForUser(userId: string, now: string): Promise<number>;
+  touch(id: string, now: string): Promise<void>;
+  /** Drops expired and revoked session tokens older than `before`. */
+  prune(before: string): Promise<number>;
+}
