@@ -1,13 +1,23 @@
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Hono } from 'hono';
+import type { TLSSocket } from 'node:tls';
 import { systemClock, type Clock } from './clock.ts';
 import type { Config } from './config.ts';
 import { Accounts } from './domain/accounts.ts';
 import { Inventory } from './domain/inventory.ts';
+import type { Tenant } from './domain/types.ts';
 import { createLogger, type Logger } from './logger.ts';
+import { ParamCatalogue } from './profiles/catalogue.ts';
+import type { ServerInfo } from './profiles/render.ts';
+import { ProvisioningTree } from './provisioning/tree.ts';
+import { UploadStore } from './provisioning/uploads.ts';
+import type { ProvisioningInfo } from './server/http/admin-api.ts';
 import { createHttpApp } from './server/http/app.ts';
 import type { HttpEnv } from './server/http/context.ts';
+import { DeviceAuthenticator } from './server/http/device-auth.ts';
 import { startHttp, type ListenerHandle } from './server/http/listener.ts';
+import { ensureTls, hardenSocket, tlsServerOptions, type TlsMaterial } from './server/tls.ts';
 import { openSqliteStore } from './store/sqlite.ts';
 import type { Store } from './store/store.ts';
 
@@ -25,16 +35,19 @@ export interface App {
   readonly store: Store;
   readonly inventory: Inventory;
   readonly accounts: Accounts;
+  readonly tree: ProvisioningTree;
   readonly logger: Logger;
   readonly http: Hono<HttpEnv>;
+  readonly tls: TlsMaterial | undefined;
   /** Binds the configured listeners. */
   listen(): Promise<RunningApp>;
-  /** Closes listeners (if bound) and the store. Idempotent. */
+  /** Closes listeners (if bound), flushes pending writes and closes the store. Idempotent. */
   close(): Promise<void>;
 }
 
 export interface RunningApp {
   readonly http: ListenerHandle | undefined;
+  readonly https: ListenerHandle | undefined;
 }
 
 export const databaseFile = (config: Config): string => join(config.dataDir, 'edgeprov.db');
@@ -54,13 +67,74 @@ export async function createApp(deps: AppDeps): Promise<App> {
     maxFailures: config.auth.maxFailures,
     lockoutSeconds: config.auth.lockoutSeconds,
   });
+
+  const publicHost = config.publicHosts[0] ?? hostname();
+  const hosts = [...new Set([...config.publicHosts, hostname(), 'localhost', '127.0.0.1', '::1'])];
+  const tls = config.https.enabled
+    ? ensureTls({ dataDir: config.dataDir, hosts, certFile: config.https.certFile, keyFile: config.https.keyFile, logger })
+    : undefined;
+
+  // Bound ports replace the configured ones once listening (port 0 in tests).
+  const ports = { http: config.http.port, https: config.https.port };
+  const urlHost = publicHost.includes(':') ? `[${publicHost}]` : publicHost;
+  const base = (scheme: 'http' | 'https', key: string) => `${scheme}://${urlHost}:${ports[scheme]}/p/${key}/`;
+  const serverInfo = (tenant: Tenant): ServerInfo => ({
+    host: publicHost,
+    httpBase: base('http', tenant.provisioning.key),
+    httpsBase: base('https', tenant.provisioning.key),
+  });
+
+  const uploads = new UploadStore(join(config.dataDir, 'uploads'));
+  const tree = new ProvisioningTree({
+    store,
+    inventory,
+    catalogue: ParamCatalogue.load(),
+    uploads,
+    clock,
+    logger,
+    server: serverInfo,
+    caPem: () => tls?.caPem,
+  });
+
+  const provisioningInfo = async (tenantId: string): Promise<ProvisioningInfo> => {
+    const t = await inventory.tenantSecrets(tenantId);
+    const httpBase = config.http.enabled ? base('http', t.provisioning.key) : null;
+    const httpsBase = config.https.enabled ? base('https', t.provisioning.key) : null;
+    const preferred = (httpsBase ?? httpBase) as string;
+    const withCreds = preferred.replace('://', `://${t.provisioning.username}:${t.provisioningPassword}@`);
+    return {
+      httpBase,
+      httpsBase,
+      username: t.provisioning.username,
+      password: t.provisioningPassword,
+      previousPasswordValidUntil: t.previousValidUntil && t.previousValidUntil > clock.now().toISOString() ? t.previousValidUntil : null,
+      caUrl: tls?.caPem && httpBase ? `${httpBase}ca.crt` : null,
+      dhcp: { option160: withCreds, option66: withCreds, option160WithoutCredentials: preferred },
+    };
+  };
+
+  let defaultKey: string | undefined;
+  const slug = config.provisioning.defaultTenant;
   const http = createHttpApp({
     store,
     inventory,
     accounts,
     logger,
+    tree,
+    uploads,
+    provisioningInfo,
+    rotationGraceSeconds: config.provisioning.rotationGraceSeconds,
     maxPageSize: config.api.maxPageSize,
     maxBodyBytes: config.api.maxBodyBytes,
+    device: {
+      tree,
+      auth: new DeviceAuthenticator({ clock }),
+      clock,
+      logger,
+      defaultTenantKey: slug
+        ? async () => (defaultKey ??= (await store.tenants.getBySlug(slug))?.provisioning.key)
+        : undefined,
+    },
   });
 
   const handles: ListenerHandle[] = [];
@@ -71,20 +145,31 @@ export async function createApp(deps: AppDeps): Promise<App> {
     store,
     inventory,
     accounts,
+    tree,
     logger,
     http,
+    tls,
     async listen() {
       let httpHandle: ListenerHandle | undefined;
+      let httpsHandle: ListenerHandle | undefined;
       if (config.http.enabled) {
         httpHandle = await startHttp({ host: config.host, port: config.http.port }, http);
         handles.push(httpHandle);
+        ports.http = httpHandle.address.port;
         logger.info({ address: httpHandle.address }, 'HTTP listening');
       }
-      return { http: httpHandle };
+      if (tls) {
+        httpsHandle = await startHttp({ host: config.host, port: config.https.port, tls: tlsServerOptions(tls), onSecureConnection: hardenSocket as (s: TLSSocket) => void }, http);
+        handles.push(httpsHandle);
+        ports.https = httpsHandle.address.port;
+        logger.info({ address: httpsHandle.address }, 'HTTPS listening');
+      }
+      return { http: httpHandle, https: httpsHandle };
     },
     close() {
       closing ??= (async () => {
         await Promise.all(handles.map((h) => h.close()));
+        await tree.close();
         await store.close();
       })();
       return closing;

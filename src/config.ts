@@ -44,6 +44,15 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    provisioning: z
+      .object({
+        /** Slug of a tenant also served at `/` (single-tenant mode), for phones that cannot take a path. */
+        defaultTenant: z.string().min(1).max(63).optional(),
+        /** Grace period in which the old provisioning password still works after a rotation. @default 604800 */
+        rotationGraceSeconds: z.number().int().min(0).max(90 * 86400).default(7 * 86400),
+      })
+      .strict()
+      .prefault({}),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

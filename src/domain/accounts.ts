@@ -2,6 +2,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.ts';
 import { AppError, conflict, invalid, notFound } from '../errors.ts';
 import type { Store } from '../store/store.ts';
+import { FailureCounter } from './throttle.ts';
 import { hashPassword, needsRehash, passwordProblems, verifyPassword } from './passwords.ts';
 import { canGrant, type Role } from './roles.ts';
 import type { TokenCreate, UserCreate, UserUpdate } from './schemas.ts';
@@ -29,42 +30,6 @@ export interface AccountsOptions {
 }
 
 const hashToken = (token: string): string => createHash('sha256').update(token).digest('hex');
-
-interface FailureWindow {
-  count: number;
-  since: number;
-}
-
-/** Sign-in failures per key (account or source address), forgotten after the lockout window. */
-class FailureCounter {
-  readonly #map = new Map<string, FailureWindow>();
-  constructor(
-    private readonly max: number,
-    private readonly windowMs: number,
-  ) {}
-
-  /** Milliseconds until `key` may try again, 0 when it may now. */
-  blockedFor(key: string, now: number): number {
-    const w = this.#map.get(key);
-    if (!w) return 0;
-    if (now - w.since >= this.windowMs) {
-      this.#map.delete(key);
-      return 0;
-    }
-    return w.count >= this.max ? this.windowMs - (now - w.since) : 0;
-  }
-
-  fail(key: string, now: number): void {
-    const w = this.#map.get(key);
-    if (!w || now - w.since >= this.windowMs) this.#map.set(key, { count: 1, since: now });
-    else w.count++;
-    if (this.#map.size > 100_000) this.#map.delete(this.#map.keys().next().value as string);
-  }
-
-  clear(key: string): void {
-    this.#map.delete(key);
-  }
-}
 
 /** Users, sign-in, sessions and API tokens. */
 export class Accounts {

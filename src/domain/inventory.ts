@@ -164,6 +164,35 @@ export class Inventory {
     return t;
   }
 
+  /** The tenant with its provisioning secrets, for the admins allowed to see them. */
+  async tenantSecrets(id: string) {
+    const t = await this.store.tenants.getWithSecrets(id);
+    if (!t) throw notFound('tenant');
+    return t;
+  }
+
+  /**
+   * A new provisioning password; the old one stays valid for `graceSeconds` so phones that have
+   * not fetched the new config yet can still reach the server.
+   */
+  async rotateProvisioningPassword(id: string, graceSeconds: number): Promise<void> {
+    await this.store.transaction(async (tx) => {
+      const cur = await tx.tenants.getWithSecrets(id);
+      if (!cur) throw notFound('tenant');
+      const now = this.deps.clock.now();
+      await tx.tenants.update(
+        id,
+        {
+          provisioningPassword: randomSecret(24),
+          previousPassword: graceSeconds > 0 ? cur.provisioningPassword : null,
+          previousValidUntil: graceSeconds > 0 ? new Date(now.getTime() + graceSeconds * 1000).toISOString() : null,
+        },
+        now.toISOString(),
+      );
+    });
+    this.changed(id, 'tenant', id);
+  }
+
   async deleteTenant(id: string): Promise<void> {
     if (!(await this.store.transaction((tx) => tx.tenants.delete(id)))) throw notFound('tenant');
     this.changed(id, 'tenant', id);
@@ -361,6 +390,8 @@ export class Inventory {
         params: input.params ?? {},
         state: input.state ?? 'active',
         lastSeen: null,
+        credentials: input.credentials ?? null,
+        renderError: null,
         createdAt: now,
         updatedAt: now,
       },

@@ -22,6 +22,8 @@ export const PERMISSIONS = [
   'devices:write',
   'profiles:read',
   'profiles:write',
+  'provisioning:read',
+  'provisioning:rotate',
   'users:read',
   'users:write',
   'tokens:own',
@@ -29,11 +31,11 @@ export const PERMISSIONS = [
 export type Permission = (typeof PERMISSIONS)[number];
 
 const READ_DEVICES: Permission[] = ['tenant:read', 'sites:read', 'groups:read', 'devices:read', 'profiles:read', 'tokens:own'];
-const WRITE_DEVICES: Permission[] = ['sites:write', 'groups:write', 'devices:write', 'profiles:write'];
+const WRITE_DEVICES: Permission[] = ['sites:write', 'groups:write', 'devices:write', 'profiles:write', 'provisioning:read'];
 
 export const ROLE_PERMISSIONS: Readonly<Record<Role, ReadonlySet<Permission>>> = {
   'system-admin': new Set(PERMISSIONS),
-  'tenant-admin': new Set([...READ_DEVICES, ...WRITE_DEVICES, 'tenant:update', 'users:read', 'users:write']),
+  'tenant-admin': new Set([...READ_DEVICES, ...WRITE_DEVICES, 'tenant:update', 'provisioning:rotate', 'users:read', 'users:write']),
   'device-admin': new Set([...READ_DEVICES, ...WRITE_DEVICES]),
   'device-operator': new Set(READ_DEVICES),
 };

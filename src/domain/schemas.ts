@@ -153,6 +153,15 @@ export const deviceCreateSchema = z
     params: paramsSchema.optional(),
     profileIds: profileIds.optional(),
     state: z.enum(DEVICE_STATES).optional(),
+    /** Own provisioning credentials for this phone (`null` removes them). */
+    credentials: z
+      .object({
+        username: z.string().min(1).max(64).regex(/^[A-Za-z0-9._@-]+$/, 'letters, digits and . _ @ - only'),
+        password: z.string().min(12, 'must be at least 12 characters').max(128).regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces'),
+      })
+      .strict()
+      .nullable()
+      .optional(),
   })
   .strict();
 export const deviceUpdateSchema = deviceCreateSchema.partial().strict();

@@ -103,8 +103,18 @@ export interface Device {
   profileIds: string[];
   state: DeviceState;
   lastSeen: LastSeen | null;
+  /** Own provisioning credentials, accepted for this phone's files besides the tenant's. */
+  credentials: { username: string; password: string } | null;
+  /** Why its config could not be rendered (it keeps getting the last good one). */
+  renderError: RenderProblem | null;
   createdAt: string;
   updatedAt: string;
+}
+
+export interface RenderProblem {
+  at: string;
+  message: string;
+  problems: string[];
 }
 
 export interface Profile {

@@ -27,6 +27,8 @@ import type {
   GroupRow,
   ProfileRepo,
   ProfileRow,
+  RenderedFile,
+  RenderedRepo,
   SiteRepo,
   SiteRow,
   Store,
@@ -170,6 +172,8 @@ class Tenants implements TenantRepo {
           prov_key: row.provisioning.key,
           prov_username: row.provisioning.username,
           prov_password: row.provisioningPassword,
+          prov_prev_password: row.previousPassword ?? null,
+          prov_prev_valid_until: row.previousValidUntil ?? null,
           settings: json(row.settings),
           created_at: row.createdAt,
           updated_at: row.updatedAt,
@@ -190,7 +194,7 @@ class Tenants implements TenantRepo {
     const r = await this.db.selectFrom('tenants').selectAll().where('id', '=', id).executeTakeFirst();
     if (!r) return undefined;
     const { profileIds: _ignored, ...t } = tenantFromRow(r, []);
-    return { ...t, provisioningPassword: r.prov_password };
+    return { ...t, provisioningPassword: r.prov_password, previousPassword: r.prov_prev_password, previousValidUntil: r.prov_prev_valid_until };
   }
 
   async getByProvisioningKey(key: string): Promise<Tenant | undefined> {
@@ -210,7 +214,7 @@ class Tenants implements TenantRepo {
 
   async update(
     id: string,
-    patch: Partial<Pick<TenantRow, 'name' | 'slug' | 'settings' | 'provisioningPassword'>>,
+    patch: Partial<Pick<TenantRow, 'name' | 'slug' | 'settings' | 'provisioningPassword' | 'previousPassword' | 'previousValidUntil'>>,
     now: string,
   ): Promise<boolean> {
     const res = await guard(
@@ -221,6 +225,8 @@ class Tenants implements TenantRepo {
           ...(patch.slug !== undefined && { slug: patch.slug }),
           ...(patch.settings !== undefined && { settings: json(patch.settings) }),
           ...(patch.provisioningPassword !== undefined && { prov_password: patch.provisioningPassword }),
+          ...(patch.previousPassword !== undefined && { prov_prev_password: patch.previousPassword }),
+          ...(patch.previousValidUntil !== undefined && { prov_prev_valid_until: patch.previousValidUntil }),
           updated_at: now,
         })
         .where('id', '=', id)
@@ -463,6 +469,8 @@ function deviceFromRow(r: DevicesTable, groupIds: string[], profileIds: string[]
     profileIds,
     state: r.state as DeviceState,
     lastSeen,
+    credentials: r.prov_username && r.prov_password ? { username: r.prov_username, password: r.prov_password } : null,
+    renderError: r.render_error ? parse(r.render_error) : null,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };
@@ -524,6 +532,9 @@ class Devices implements DeviceRepo {
           last_ip: row.lastSeen?.ip ?? null,
           last_user_agent: row.lastSeen?.userAgent ?? null,
           last_firmware: row.lastSeen?.firmware ?? null,
+          prov_username: row.credentials?.username ?? null,
+          prov_password: row.credentials?.password ?? null,
+          render_error: row.renderError ? json(row.renderError) : null,
           created_at: row.createdAt,
           updated_at: row.updatedAt,
         })
@@ -573,7 +584,7 @@ class Devices implements DeviceRepo {
   async update(
     tenantId: string,
     id: string,
-    patch: Partial<Omit<DeviceRow, 'id' | 'tenantId' | 'createdAt' | 'lastSeen'>>,
+    patch: Partial<Omit<DeviceRow, 'id' | 'tenantId' | 'createdAt' | 'lastSeen' | 'renderError'>>,
     groupIds?: string[],
   ): Promise<boolean> {
     const res = await guard(
@@ -588,6 +599,10 @@ class Devices implements DeviceRepo {
           ...(patch.lines !== undefined && { lines: json(patch.lines) }),
           ...(patch.params !== undefined && { params: json(patch.params) }),
           ...(patch.state !== undefined && { state: patch.state }),
+          ...(patch.credentials !== undefined && {
+            prov_username: patch.credentials?.username ?? null,
+            prov_password: patch.credentials?.password ?? null,
+          }),
           ...(patch.updatedAt !== undefined && { updated_at: patch.updatedAt }),
         })
         .where('tenant_id', '=', tenantId)
@@ -597,6 +612,27 @@ class Devices implements DeviceRepo {
     if (Number(res.numUpdatedRows) === 0) return false;
     if (groupIds) await this.setGroups(tenantId, id, groupIds);
     return true;
+  }
+
+  async setRenderError(tenantId: string, id: string, error: DeviceRow['renderError']): Promise<void> {
+    await this.db
+      .updateTable('devices')
+      .set({ render_error: error ? json(error) : null })
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', id)
+      .execute();
+  }
+
+  async idsUsing(tenantId: string, ref: { siteId?: string; groupId?: string }): Promise<string[]> {
+    if (ref.siteId !== undefined) {
+      const rows = await this.db.selectFrom('devices').select('id').where('tenant_id', '=', tenantId).where('site_id', '=', ref.siteId).execute();
+      return rows.map((r) => r.id);
+    }
+    if (ref.groupId !== undefined) {
+      const rows = await this.db.selectFrom('group_members').select('device_id').where('tenant_id', '=', tenantId).where('group_id', '=', ref.groupId).execute();
+      return rows.map((r) => r.device_id);
+    }
+    return [];
   }
 
   async recordSeen(entries: Array<{ tenantId: string; id: string; lastSeen: LastSeen }>): Promise<void> {
@@ -619,6 +655,29 @@ class Devices implements DeviceRepo {
     const res = await this.db.deleteFrom('devices').where('tenant_id', '=', tenantId).where('id', '=', id).executeTakeFirst();
     if (Number(res.numDeletedRows) > 0) await this.asg.clear(tenantId, 'device', id);
     return Number(res.numDeletedRows) > 0;
+  }
+}
+
+class Rendered implements RenderedRepo {
+  constructor(private readonly db: Db) {}
+
+  async get(tenantId: string, deviceId: string, name: string): Promise<RenderedFile | undefined> {
+    const r = await this.db
+      .selectFrom('rendered_files')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('device_id', '=', deviceId)
+      .where('name', '=', name)
+      .executeTakeFirst();
+    return r ? { name: r.name, body: r.body, etag: r.etag, renderedAt: r.rendered_at } : undefined;
+  }
+
+  async put(tenantId: string, deviceId: string, file: RenderedFile): Promise<void> {
+    await this.db
+      .insertInto('rendered_files')
+      .values({ tenant_id: tenantId, device_id: deviceId, name: file.name, body: file.body, etag: file.etag, rendered_at: file.renderedAt })
+      .onConflict((oc) => oc.columns(['device_id', 'name']).doUpdateSet({ body: file.body, etag: file.etag, rendered_at: file.renderedAt }))
+      .execute();
   }
 }
 
@@ -892,6 +951,7 @@ export class KyselyStore implements Store {
   readonly assignments: Assignments;
   readonly users: Users;
   readonly tokens: Tokens;
+  readonly rendered: Rendered;
 
   constructor(
     readonly kind: 'sqlite' | 'postgres',
@@ -907,6 +967,7 @@ export class KyselyStore implements Store {
     this.profiles = new Profiles(db);
     this.users = new Users(db);
     this.tokens = new Tokens(db);
+    this.rendered = new Rendered(db);
   }
 
   async ping(): Promise<void> {

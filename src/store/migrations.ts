@@ -135,6 +135,25 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('tokens_user').on('tokens').column('user_id').execute();
     },
   },
+  '0002_phone_path': {
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('tenants').addColumn('prov_prev_password', 'text').execute();
+      await db.schema.alterTable('tenants').addColumn('prov_prev_valid_until', 'text').execute();
+      await db.schema.alterTable('devices').addColumn('prov_username', 'text').execute();
+      await db.schema.alterTable('devices').addColumn('prov_password', 'text').execute();
+      await db.schema.alterTable('devices').addColumn('render_error', 'text').execute();
+      await db.schema
+        .createTable('rendered_files')
+        .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id').onDelete('cascade'))
+        .addColumn('device_id', 'text', (c) => c.notNull().references('devices.id').onDelete('cascade'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('body', 'text', (c) => c.notNull())
+        .addColumn('etag', 'text', (c) => c.notNull())
+        .addColumn('rendered_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('rendered_files_pk', ['device_id', 'name'])
+        .execute();
+    },
+  },
 };
 
 class StaticProvider implements MigrationProvider {

@@ -9,6 +9,8 @@ export interface TenantsTable {
   prov_key: string;
   prov_username: string;
   prov_password: string;
+  prov_prev_password: string | null;
+  prov_prev_valid_until: string | null;
   settings: string;
   created_at: string;
   updated_at: string;
@@ -52,8 +54,20 @@ export interface DevicesTable {
   last_ip: string | null;
   last_user_agent: string | null;
   last_firmware: string | null;
+  prov_username: string | null;
+  prov_password: string | null;
+  render_error: string | null;
   created_at: string;
   updated_at: string;
+}
+
+export interface RenderedFilesTable {
+  tenant_id: string;
+  device_id: string;
+  name: string;
+  body: string;
+  etag: string;
+  rendered_at: string;
 }
 
 export interface GroupMembersTable {
@@ -116,4 +130,5 @@ export interface Database {
   profile_assignments: ProfileAssignmentsTable;
   users: UsersTable;
   tokens: TokensTable;
+  rendered_files: RenderedFilesTable;
 }

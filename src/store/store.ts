@@ -35,10 +35,14 @@ export interface Store {
   assignments: AssignmentRepo;
   users: UserRepo;
   tokens: TokenRepo;
+  rendered: RenderedRepo;
 }
 
 export interface TenantRow extends Omit<Tenant, 'profileIds'> {
   provisioningPassword: string;
+  /** The password before the last rotation, still accepted until `previousValidUntil`. */
+  previousPassword?: string | null;
+  previousValidUntil?: string | null;
 }
 
 export interface TenantRepo {
@@ -50,7 +54,11 @@ export interface TenantRepo {
   getBySlug(slug: string): Promise<Tenant | undefined>;
   /** `ids` limits the list (a tenant user sees only their own tenant). */
   list(page: PageRequest, ids?: string[]): Promise<Page<Tenant>>;
-  update(id: string, patch: Partial<Pick<TenantRow, 'name' | 'slug' | 'settings' | 'provisioningPassword'>>, now: string): Promise<boolean>;
+  update(
+    id: string,
+    patch: Partial<Pick<TenantRow, 'name' | 'slug' | 'settings' | 'provisioningPassword' | 'previousPassword' | 'previousValidUntil'>>,
+    now: string,
+  ): Promise<boolean>;
   delete(id: string): Promise<boolean>;
 }
 
@@ -102,9 +110,13 @@ export interface DeviceRepo {
   update(
     tenantId: string,
     id: string,
-    patch: Partial<Omit<DeviceRow, 'id' | 'tenantId' | 'createdAt' | 'lastSeen'>>,
+    patch: Partial<Omit<DeviceRow, 'id' | 'tenantId' | 'createdAt' | 'lastSeen' | 'renderError'>>,
     groupIds?: string[],
   ): Promise<boolean>;
+  /** Records (or clears, with `null`) why the device's config cannot be rendered. */
+  setRenderError(tenantId: string, id: string, error: DeviceRow['renderError']): Promise<void>;
+  /** Ids and MACs of the devices that use a site, group or profile (for cache invalidation). */
+  idsUsing(tenantId: string, ref: { siteId?: string; groupId?: string }): Promise<string[]>;
   /** Records many sightings in one write (the phone path batches them). */
   recordSeen(entries: Array<{ tenantId: string; id: string; lastSeen: LastSeen }>): Promise<void>;
   delete(tenantId: string, id: string): Promise<boolean>;
@@ -126,6 +138,19 @@ export interface AssignmentRepo {
   set(tenantId: string, kind: AssignmentTarget, targetId: string, profileIds: string[]): Promise<void>;
   /** Where a profile is assigned. */
   usages(tenantId: string, profileId: string): Promise<Array<{ kind: AssignmentTarget; targetId: string }>>;
+}
+
+export interface RenderedFile {
+  name: string;
+  body: string;
+  etag: string;
+  renderedAt: string;
+}
+
+/** The last good render of each device file: what a phone gets while a new render fails. */
+export interface RenderedRepo {
+  get(tenantId: string, deviceId: string, name: string): Promise<RenderedFile | undefined>;
+  put(tenantId: string, deviceId: string, file: RenderedFile): Promise<void>;
 }
 
 export interface UserRepo {

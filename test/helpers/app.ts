@@ -3,11 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createApp, type App } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
-import { silentLogger } from '../../src/logger.ts';
+import { createLogger, silentLogger } from '../../src/logger.ts';
 
 export interface TestServer {
   app: App;
   base: string;
+  /** `https://127.0.0.1:<port>` when HTTPS is on. */
+  httpsBase: string | undefined;
   dataDir: string;
   /** JSON request against the running server; `token` becomes a bearer header. */
   call(method: string, path: string, opts?: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string> }): Promise<{
@@ -29,12 +31,14 @@ export async function startServer(overrides: Record<string, string> = {}): Promi
     env: {},
     flags: { 'data-dir': dataDir, host: '127.0.0.1', 'http-port': '0', 'auth-scrypt-cost': '1024', 'https-enabled': 'false', ...overrides },
   });
-  const app = await createApp({ config, logger: silentLogger() });
+  const app = await createApp({ config, logger: process.env.DBG ? createLogger({ level: 'debug' }) : silentLogger() });
   const running = await app.listen();
   const base = `http://127.0.0.1:${running.http?.address.port}`;
+  const httpsBase = running.https ? `https://127.0.0.1:${running.https.address.port}` : undefined;
   return {
     app,
     base,
+    httpsBase,
     dataDir,
     async call(method, path, opts = {}) {
       const headers: Record<string, string> = { ...opts.headers };
@@ -60,6 +64,10 @@ export async function startServer(overrides: Record<string, string> = {}): Promi
     },
   };
 }
+
+/** A server with HTTPS on too (generated certificates). */
+export const startServerWithTls = (overrides: Record<string, string> = {}) =>
+  startServer({ 'https-enabled': 'true', 'https-port': '0', 'public-hosts': '127.0.0.1', ...overrides });
 
 export const ADMIN = { email: 'root@example.com', password: 'correct horse battery' };
 

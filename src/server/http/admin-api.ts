@@ -20,8 +20,10 @@ import {
   zodIssues,
 } from '../../domain/schemas.ts';
 import { DEVICE_STATES } from '../../domain/types.ts';
-import { AppError, invalid } from '../../errors.ts';
+import { AppError, invalid, notFound } from '../../errors.ts';
 import { bodyLimit } from 'hono/body-limit';
+import type { ProvisioningTree } from '../../provisioning/tree.ts';
+import type { UploadStore } from '../../provisioning/uploads.ts';
 import { authenticate, authorize, visibleTenants, type Access } from './auth.ts';
 import { clientIp, type HttpEnv } from './context.ts';
 import {
@@ -38,9 +40,23 @@ import {
   userView,
 } from './views.ts';
 
+export interface ProvisioningInfo {
+  httpBase: string | null;
+  httpsBase: string | null;
+  username: string;
+  password: string;
+  previousPasswordValidUntil: string | null;
+  caUrl: string | null;
+  dhcp: { option160: string; option66: string; option160WithoutCredentials: string };
+}
+
 export interface AdminApiDeps {
   inventory: Inventory;
   accounts: Accounts;
+  tree: ProvisioningTree;
+  uploads: UploadStore;
+  provisioningInfo: (tenantId: string) => Promise<ProvisioningInfo>;
+  rotationGraceSeconds: number;
   maxPageSize: number;
   maxBodyBytes: number;
 }
@@ -514,6 +530,142 @@ export function createAdminApi(deps: AdminApiDeps): OpenAPIHono<HttpEnv> {
       const p = c.req.valid('param');
       await inventory.deleteDevice(p.tenantId, p.idOrMac);
       return c.body(null, 204);
+    },
+  );
+
+  api.openapi(
+    op('provisioning:read', {
+      method: 'get',
+      path: '/tenants/{tenantId}/devices/{idOrMac}/preview',
+      operationId: 'previewDevice',
+      tags: ['devices'],
+      summary: 'Every file the phone would receive now, rendered fresh (render errors listed, not thrown)',
+      request: { params: deviceParams },
+      responses: {
+        200: json(
+          z.object({
+            files: z.array(z.object({ name: z.string(), contentType: z.string(), body: z.string() })),
+            warnings: z.array(z.string()),
+            errors: z.array(z.string()),
+          }),
+          'The files',
+        ),
+      },
+    }),
+    async (c) => {
+      const p = c.req.valid('param');
+      const device = await inventory.getDevice(p.tenantId, p.idOrMac);
+      return c.json(await deps.tree.preview(await inventory.getTenant(p.tenantId), device), 200);
+    },
+  );
+  const explainEntry = z.object({
+    name: z.string(),
+    value: z.string(),
+    layer: z.enum(['defaults', 'tenant', 'site', 'group', 'device-profile', 'device']),
+    source: z.string(),
+    file: z.string(),
+    overrides: z.array(z.object({ layer: z.string(), source: z.string(), value: z.string() })),
+  });
+  api.openapi(
+    op('devices:read', {
+      method: 'get',
+      path: '/tenants/{tenantId}/devices/{idOrMac}/explain',
+      operationId: 'explainDevice',
+      tags: ['devices'],
+      summary: 'Each parameter the phone gets, its value and the layer that set it (passwords masked)',
+      request: { params: deviceParams },
+      responses: { 200: json(z.object({ parameters: z.array(explainEntry) }), 'The parameters') },
+    }),
+    async (c) => {
+      const p = c.req.valid('param');
+      const device = await inventory.getDevice(p.tenantId, p.idOrMac);
+      const mask = (name: string, v: string) => (/password/i.test(name) ? '********' : v);
+      const parameters = (await deps.tree.explain(await inventory.getTenant(p.tenantId), device)).map((e) => ({
+        ...e,
+        value: mask(e.name, e.value),
+        overrides: e.overrides.map((o) => ({ ...o, value: mask(e.name, o.value) })),
+      }));
+      return c.json({ parameters }, 200);
+    },
+  );
+  api.openapi(
+    op('devices:read', {
+      method: 'get',
+      path: '/tenants/{tenantId}/devices/{idOrMac}/uploads',
+      operationId: 'listDeviceUploads',
+      tags: ['devices'],
+      summary: 'Logs, overrides, contacts and call lists the phone uploaded',
+      request: { params: deviceParams },
+      responses: { 200: json(z.object({ items: z.array(z.object({ name: z.string(), size: z.number(), modifiedAt: z.string() })) }), 'The files') },
+    }),
+    async (c) => {
+      const p = c.req.valid('param');
+      const device = await inventory.getDevice(p.tenantId, p.idOrMac);
+      return c.json({ items: await deps.uploads.list(p.tenantId, device.mac) }, 200);
+    },
+  );
+  api.openapi(
+    op('devices:read', {
+      method: 'get',
+      path: '/tenants/{tenantId}/devices/{idOrMac}/uploads/{name}',
+      operationId: 'getDeviceUpload',
+      tags: ['devices'],
+      summary: 'Download one uploaded file',
+      request: { params: z.object({ tenantId: pathId('tenantId'), idOrMac: pathId('idOrMac'), name: pathId('name') }) },
+      responses: { 200: { description: 'The file', content: { 'application/octet-stream': { schema: z.string() } } } },
+    }),
+    async (c) => {
+      const p = c.req.valid('param');
+      const device = await inventory.getDevice(p.tenantId, p.idOrMac);
+      const body = await deps.uploads.read(p.tenantId, device.mac, p.name);
+      if (!body) throw notFound('upload');
+      const type = p.name.endsWith('.xml') || p.name.endsWith('.cfg') ? 'application/xml' : 'text/plain; charset=utf-8';
+      return c.body(body as unknown as Uint8Array<ArrayBuffer>, 200, { 'Content-Type': type, 'Content-Disposition': `attachment; filename="${p.name}"` });
+    },
+  );
+
+  // ---- provisioning ----------------------------------------------------------------------------
+
+  const provisioningView = z
+    .object({
+      httpBase: z.string().nullable(),
+      httpsBase: z.string().nullable(),
+      username: z.string(),
+      password: z.string(),
+      previousPasswordValidUntil: z.string().nullable(),
+      caUrl: z.string().nullable(),
+      dhcp: z.object({ option160: z.string(), option66: z.string(), option160WithoutCredentials: z.string() }),
+    })
+    .openapi('Provisioning');
+  api.openapi(
+    op('provisioning:read', {
+      method: 'get',
+      path: '/tenants/{tenantId}/provisioning',
+      operationId: 'getProvisioning',
+      tags: ['provisioning'],
+      summary: 'Where phones of this tenant provision: base URLs, credentials, DHCP option 160/66 values',
+      request: { params: tenantParams },
+      responses: { 200: json(provisioningView, 'Provisioning details') },
+    }),
+    async (c) => c.json(await deps.provisioningInfo(c.req.valid('param').tenantId), 200),
+  );
+  api.openapi(
+    op('provisioning:rotate', {
+      method: 'post',
+      path: '/tenants/{tenantId}/provisioning/rotate',
+      operationId: 'rotateProvisioningPassword',
+      tags: ['provisioning'],
+      summary: 'New provisioning password; the old one keeps working for the grace period',
+      request: {
+        params: tenantParams,
+        body: body(z.object({ graceSeconds: z.number().int().min(0).max(90 * 86400).optional() }).strict()),
+      },
+      responses: { 200: json(provisioningView, 'The new details') },
+    }),
+    async (c) => {
+      const { tenantId } = c.req.valid('param');
+      await inventory.rotateProvisioningPassword(tenantId, c.req.valid('json').graceSeconds ?? deps.rotationGraceSeconds);
+      return c.json(await deps.provisioningInfo(tenantId), 200);
     },
   );
 

@@ -4,18 +4,18 @@ import type { Accounts } from '../../domain/accounts.ts';
 import type { Inventory } from '../../domain/inventory.ts';
 import type { Logger } from '../../logger.ts';
 import type { Store } from '../../store/store.ts';
-import { createAdminApi } from './admin-api.ts';
+import { createAdminApi, type AdminApiDeps } from './admin-api.ts';
+import { createDeviceRoutes, type DeviceRoutesDeps } from './device-routes.ts';
 import { clientIp, type HttpEnv } from './context.ts';
 import { createDocsApp } from './docs.ts';
 import { apiErrorHandler, errorBody } from './errors.ts';
 
-export interface HttpAppDeps {
+export interface HttpAppDeps extends AdminApiDeps {
   store: Store;
   inventory: Inventory;
   accounts: Accounts;
   logger: Logger;
-  maxPageSize: number;
-  maxBodyBytes: number;
+  device: DeviceRoutesDeps;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,100}$/;
@@ -30,14 +30,16 @@ export function createHttpApp(deps: HttpAppDeps): Hono<HttpEnv> {
     const requestId = given && REQUEST_ID.test(given) ? given : randomUUID();
     c.set('requestId', requestId);
     const started = performance.now();
+    c.set('sentStatus', undefined);
     await next();
-    c.header('X-Request-Id', requestId);
+    const sent = c.get('sentStatus');
+    if (sent === undefined) c.header('X-Request-Id', requestId);
     logger.info(
       {
         reqId: requestId,
         method: c.req.method,
         path: c.req.path,
-        status: c.res.status,
+        status: sent ?? c.res.status,
         ms: Math.round((performance.now() - started) * 10) / 10,
         ip: clientIp(c),
       },
@@ -59,6 +61,7 @@ export function createHttpApp(deps: HttpAppDeps): Hono<HttpEnv> {
   const api = createAdminApi(deps);
   api.route('/', createDocsApp('/api/v1/openapi.json'));
   app.route('/api/v1', api);
+  app.route('/', createDeviceRoutes(deps.device));
 
   const onError = apiErrorHandler(logger);
   app.onError(onError);

@@ -6,6 +6,8 @@ export interface HttpEnv {
   Variables: {
     requestId: string;
     principal: Principal | undefined;
+    /** Set when a handler wrote to Node's response itself (the Fetch Response is a placeholder). */
+    sentStatus: number | undefined;
   };
 }
 

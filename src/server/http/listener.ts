@@ -1,5 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
+import type { TLSSocket } from 'node:tls';
 import { createServer as createHttpsServer, type ServerOptions as HttpsOptions } from 'node:https';
 import { createAdaptorServer } from '@hono/node-server';
 import type { Hono } from 'hono';
@@ -15,6 +16,8 @@ export interface ListenOptions {
   port: number;
   /** Present: serve HTTPS with these options. */
   tls?: HttpsOptions;
+  /** Called for every TLS connection once its handshake is done. */
+  onSecureConnection?: (socket: TLSSocket) => void;
 }
 
 /** Binds one HTTP or HTTPS listener for a Hono app. */
@@ -24,6 +27,7 @@ export async function startHttp(opts: ListenOptions, app: Hono<any>): Promise<Li
       ? createAdaptorServer({ fetch: app.fetch, createServer: createHttpsServer, serverOptions: opts.tls })
       : createAdaptorServer({ fetch: app.fetch })
   ) as Server;
+  if (opts.onSecureConnection) server.on('secureConnection', opts.onSecureConnection);
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 30_000;
   server.requestTimeout = 300_000;

@@ -98,6 +98,9 @@ export const deviceView = z
     lastSeen: z
       .object({ at: time, ip: z.string().nullable(), userAgent: z.string().nullable(), firmware: z.string().nullable() })
       .nullable(),
+    /** Own provisioning username; its password is write-only. */
+    credentials: z.object({ username: z.string() }).nullable(),
+    renderError: z.object({ at: time, message: z.string(), problems: z.array(z.string()) }).nullable(),
     createdAt: time,
     updatedAt: time,
   })
@@ -109,6 +112,7 @@ export type DeviceView = z.infer<typeof deviceView>;
 export function toDeviceView(d: Device): DeviceView {
   return {
     ...d,
+    credentials: d.credentials ? { username: d.credentials.username } : null,
     lines: d.lines.map(({ authPassword, ...l }) => ({ ...l, authPasswordSet: authPassword !== undefined && authPassword !== '' })),
   };
 }

@@ -1,0 +1,298 @@
+import { readFileSync } from 'node:fs';
+import { XMLBuilder } from 'fast-xml-parser';
+import type { Device, Group, Profile, Site, Tenant } from '../domain/types.ts';
+import type { ParamCatalogue } from './catalogue.ts';
+import { substitute, VariableError, type Vars } from './variables.ts';
+
+/** Where a parameter's value came from, lowest first. */
+export type LayerKind = 'defaults' | 'tenant' | 'site' | 'group' | 'device-profile' | 'device';
+
+export interface Layer {
+  kind: LayerKind;
+  /** Human-readable origin: `profile "Base"`, `site "HQ" settings`, `device lines` … */
+  source: string;
+  params: Record<string, string>;
+}
+
+export interface ServerInfo {
+  host: string;
+  httpBase: string;
+  httpsBase: string;
+}
+
+export interface RenderInput {
+  tenant: Tenant;
+  site: Site | null;
+  groups: Group[];
+  device: Device;
+  /** Every profile the tenant, site, groups and device refer to, by id. */
+  profiles: ReadonlyMap<string, Profile>;
+  server: ServerInfo;
+}
+
+export interface ExplainEntry {
+  name: string;
+  value: string;
+  layer: LayerKind;
+  source: string;
+  /** The file of the phone's CONFIG_FILES that carries it. */
+  file: string;
+  /** Lower layers this value beat, highest first. */
+  overrides: Array<{ layer: LayerKind; source: string; value: string }>;
+}
+
+export interface RenderedFile {
+  name: string;
+  body: string;
+  contentType: string;
+}
+
+export interface DeviceRender {
+  files: RenderedFile[];
+  explain: ExplainEntry[];
+  warnings: string[];
+}
+
+export class RenderError extends Error {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(`render failed: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? ` (+${problems.length - 5} more)` : ''}`);
+    this.name = 'RenderError';
+    this.problems = problems;
+  }
+}
+
+const loadJson = (name: string): Record<string, string> => {
+  const raw = JSON.parse(readFileSync(new URL(`../../templates/${name}`, import.meta.url), 'utf8')) as Record<string, string>;
+  return Object.fromEntries(Object.entries(raw).filter(([k]) => !k.startsWith('$')));
+};
+
+/** The shipped templates: built-in defaults and the unclaimed-phone bootstrap. */
+export const TEMPLATES = {
+  defaults: loadJson('defaults.json'),
+  bootstrap: loadJson('bootstrap.json'),
+};
+
+export const DEFAULTS_FILE = 'defaults.cfg';
+export const BOOTSTRAP_FILE = 'bootstrap.cfg';
+export const deviceFileName = (mac: string): string => `${mac}-device.cfg`;
+
+const builder = new XMLBuilder({ ignoreAttributes: false, attributeNamePrefix: '@_', format: true, suppressEmptyNode: true });
+const DECLARATION = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n';
+
+/** A `<polycomConfig>` file: every parameter an attribute, every value escaped by the builder. */
+export function polycomXml(params: Record<string, string>, comment?: string): string {
+  const attrs = Object.fromEntries(
+    Object.keys(params)
+      .sort()
+      .map((k) => [`@_${k}`, params[k]]),
+  );
+  const head = comment ? `<!-- ${comment.replace(/--/g, '- -')} -->\n` : '';
+  return DECLARATION + head + (builder.build({ polycomConfig: attrs }) as string);
+}
+
+export interface MasterInput {
+  configFiles: string[];
+  appFilePath?: string;
+  /** Per-model overrides: `APPLICATION_<MODEL>` children with `<ATTR>_<MODEL>` attributes. */
+  models?: Record<string, { appFilePath?: string; configFiles?: string[] }>;
+  directories: { log: string; overrides: string; contacts: string; license: string; userProfiles: string; callLists: string };
+}
+
+/** The master config file (`<mac>.cfg` / `000000000000.cfg`). */
+export function masterXml(m: MasterInput): string {
+  const children: Record<string, unknown> = {};
+  for (const [model, o] of Object.entries(m.models ?? {})) {
+    const key = model.replace(/[^A-Za-z0-9]/g, '').toUpperCase();
+    children[`APPLICATION_${key}`] = {
+      ...(o.appFilePath !== undefined && { [`@_APP_FILE_PATH_${key}`]: o.appFilePath }),
+      ...(o.configFiles !== undefined && { [`@_CONFIG_FILES_${key}`]: o.configFiles.join(', ') }),
+    };
+  }
+  const app = {
+    '@_APP_FILE_PATH': m.appFilePath ?? '',
+    '@_CONFIG_FILES': m.configFiles.join(', '),
+    '@_MISC_FILES': '',
+    '@_LOG_FILE_DIRECTORY': m.directories.log,
+    '@_OVERRIDES_DIRECTORY': m.directories.overrides,
+    '@_CONTACTS_DIRECTORY': m.directories.contacts,
+    '@_LICENSE_DIRECTORY': m.directories.license,
+    '@_USER_PROFILES_DIRECTORY': m.directories.userProfiles,
+    '@_CALL_LISTS_DIRECTORY': m.directories.callLists,
+    ...children,
+  };
+  return DECLARATION + (builder.build({ APPLICATION: app }) as string);
+}
+
+/** Offsets of a time zone from UTC in seconds in January and July (they differ where DST applies). */
+export function zoneOffsets(timeZone: string, year = 2026): { standard: number; hasDst: boolean } {
+  const offsetAt = (month: number): number => {
+    const d = new Date(Date.UTC(year, month, 1, 12));
+    const parts = new Intl.DateTimeFormat('en-US', { timeZone, timeZoneName: 'longOffset' }).formatToParts(d);
+    const name = parts.find((p) => p.type === 'timeZoneName')?.value ?? 'GMT';
+    const m = name.match(/GMT([+-])(\d{2}):(\d{2})/);
+    return m ? (m[1] === '-' ? -1 : 1) * (Number(m[2]) * 3600 + Number(m[3]) * 60) : 0;
+  };
+  const jan = offsetAt(0);
+  const jul = offsetAt(6);
+  return { standard: Math.min(jan, jul), hasDst: jan !== jul };
+}
+
+function siteParams(site: Site): Record<string, string> {
+  const p: Record<string, string> = {};
+  if (site.sip.server) p['voIpProt.server.1.address'] = site.sip.server;
+  if (site.sip.port) p['voIpProt.server.1.port'] = String(site.sip.port);
+  if (site.sip.transport) p['voIpProt.server.1.transport'] = site.sip.transport;
+  if (site.sip.outboundProxy) p['voIpProt.SIP.outboundProxy.address'] = site.sip.outboundProxy;
+  if (site.ntp.server) p['tcpIpApp.sntp.address'] = site.ntp.server;
+  const zone = zoneOffsets(site.timeZone);
+  p['tcpIpApp.sntp.gmtOffset'] = String(zone.standard);
+  p['tcpIpApp.sntp.daylightSavings.enable'] = zone.hasDst ? '1' : '0';
+  return p;
+}
+
+function lineParams(device: Device): Record<string, string> {
+  const p: Record<string, string> = {};
+  for (const l of device.lines) {
+    const r = `reg.${l.index}`;
+    p[`${r}.address`] = l.address;
+    if (l.label !== undefined) p[`${r}.label`] = l.label;
+    if (l.displayName !== undefined) p[`${r}.displayName`] = l.displayName;
+    p[`${r}.auth.userId`] = l.authUserId ?? l.address;
+    if (l.authPassword !== undefined) p[`${r}.auth.password`] = l.authPassword;
+    if (l.server !== undefined) p[`${r}.server.1.address`] = l.server;
+    if (l.port !== undefined) p[`${r}.server.1.port`] = String(l.port);
+    if (l.transport !== undefined) p[`${r}.server.1.transport`] = l.transport;
+  }
+  return p;
+}
+
+/** Every variable a template may use, with its value (undefined: known but not set). */
+export function variablesFor(input: RenderInput): Map<string, string | undefined> {
+  const { tenant, site, device, server } = input;
+  const v = new Map<string, string | undefined>([
+    ['tenant.name', tenant.name],
+    ['tenant.slug', tenant.slug],
+    ['server.host', server.host],
+    ['server.httpBase', server.httpBase],
+    ['server.httpsBase', server.httpsBase],
+    ['device.mac', device.mac],
+    ['device.name', device.name],
+    ['device.model', device.model ?? undefined],
+    ['device.id', device.id],
+    ['site.name', site?.name],
+    ['site.location', site?.location],
+    ['site.timeZone', site?.timeZone],
+    ['site.sip.server', site?.sip.server],
+    ['site.sip.port', site?.sip.port?.toString()],
+    ['site.sip.transport', site?.sip.transport],
+    ['site.sip.outboundProxy', site?.sip.outboundProxy],
+    ['site.ntp.server', site?.ntp.server],
+  ]);
+  for (const l of device.lines) {
+    v.set(`line.${l.index}.address`, l.address);
+    v.set(`line.${l.index}.displayName`, l.displayName);
+    v.set(`line.${l.index}.label`, l.label ?? l.address);
+    v.set(`line.${l.index}.authUserId`, l.authUserId ?? l.address);
+  }
+  return v;
+}
+
+/** The layers of one device, lowest first. */
+export function layersFor(input: RenderInput): Layer[] {
+  const { tenant, site, groups, device, profiles } = input;
+  const layers: Layer[] = [{ kind: 'defaults', source: 'built-in defaults', params: TEMPLATES.defaults }];
+  const profileLayers = (kind: LayerKind, ids: string[], owner: string) => {
+    for (const id of ids) {
+      const p = profiles.get(id);
+      if (p) layers.push({ kind, source: `profile "${p.name}" (${owner})`, params: p.params });
+    }
+  };
+  profileLayers('tenant', tenant.profileIds, `tenant "${tenant.name}"`);
+  if (site) {
+    layers.push({ kind: 'site', source: `site "${site.name}" settings`, params: siteParams(site) });
+    profileLayers('site', site.profileIds, `site "${site.name}"`);
+  }
+  for (const g of [...groups].sort((a, b) => a.name.localeCompare(b.name))) profileLayers('group', g.profileIds, `group "${g.name}"`);
+  profileLayers('device-profile', device.profileIds, 'device');
+  if (device.lines.length) layers.push({ kind: 'device', source: 'device lines', params: lineParams(device) });
+  if (Object.keys(device.params).length) layers.push({ kind: 'device', source: 'device parameters', params: device.params });
+  return layers;
+}
+
+/**
+ * Renders the files one device receives besides its master file: its own `<mac>-device.cfg` with
+ * every layer above the defaults, and the shared `defaults.cfg`. Throws {@link RenderError} listing
+ * every problem; a partial file is never produced.
+ */
+export function renderDevice(input: RenderInput, catalogue: ParamCatalogue): DeviceRender {
+  const vars: Vars = variablesFor(input);
+  const problems: string[] = [];
+  const warnings: string[] = [];
+  const winners = new Map<string, ExplainEntry>();
+  const deviceFile = deviceFileName(input.device.mac);
+
+  for (const layer of layersFor(input)) {
+    for (const [name, raw] of Object.entries(layer.params)) {
+      let value: string;
+      try {
+        value = substitute(raw, layer.kind === 'defaults' ? sharedVars(vars) : vars, `${name} (${layer.source})`);
+      } catch (err) {
+        if (err instanceof VariableError) problems.push(...err.problems);
+        else throw err;
+        continue;
+      }
+      const prev = winners.get(name);
+      winners.set(name, {
+        name,
+        value,
+        layer: layer.kind,
+        source: layer.source,
+        file: layer.kind === 'defaults' ? DEFAULTS_FILE : deviceFile,
+        overrides: prev ? [{ layer: prev.layer, source: prev.source, value: prev.value }, ...prev.overrides] : [],
+      });
+    }
+  }
+
+  for (const e of winners.values()) {
+    const check = catalogue.check(e.name, e.value);
+    if (check.kind === 'invalid') problems.push(`${e.name} (${e.source}): ${check.message}`);
+    else if (check.kind === 'unknown') warnings.push(`${e.name} (${e.source}): not a parameter edgeprov knows; passed through unchecked`);
+  }
+  if (problems.length) throw new RenderError(problems);
+
+  const explain = [...winners.values()].sort((a, b) => a.name.localeCompare(b.name));
+  const deviceParams = Object.fromEntries(explain.filter((e) => e.layer !== 'defaults').map((e) => [e.name, e.value]));
+  const defaults = renderDefaults(input.tenant, input.server);
+  return {
+    files: [
+      { name: deviceFile, body: polycomXml(deviceParams, `edgeprov: ${input.device.mac}`), contentType: 'application/xml' },
+      { name: DEFAULTS_FILE, body: defaults, contentType: 'application/xml' },
+    ],
+    explain,
+    warnings,
+  };
+}
+
+const SHARED_PREFIXES = ['tenant.', 'server.'];
+function sharedVars(vars: Vars): Vars {
+  return new Map([...vars].filter(([k]) => SHARED_PREFIXES.some((p) => k.startsWith(p))));
+}
+
+/** The shared `defaults.cfg`: built-in defaults, with only tenant and server variables. */
+export function renderDefaults(tenant: Tenant, server: ServerInfo): string {
+  const vars = new Map<string, string | undefined>([
+    ['tenant.name', tenant.name],
+    ['tenant.slug', tenant.slug],
+    ['server.host', server.host],
+    ['server.httpBase', server.httpBase],
+    ['server.httpsBase', server.httpsBase],
+  ]);
+  const params = Object.fromEntries(Object.entries(TEMPLATES.defaults).map(([k, v]) => [k, substitute(v, vars, `${k} (built-in defaults)`)]));
+  return polycomXml(params, 'edgeprov: built-in defaults');
+}
+
+/** The file an unclaimed phone gets through `000000000000.cfg`: no lines, polling on. */
+export function renderBootstrap(): string {
+  return polycomXml(TEMPLATES.bootstrap, 'edgeprov: bootstrap for unclaimed phones');
+}
