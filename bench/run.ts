@@ -2,7 +2,9 @@
  * `npm run bench -- <name>`: runs one benchmark from this folder. Each prints a table and compares
  * against a real peer measured in the same run (these machines are shared and noisy).
  */
-const BENCHES: Record<string, string> = {};
+const BENCHES: Record<string, string> = {
+  'boot-storm': './boot-storm.ts',
+};
 
 const name = process.argv[2];
 if (!name || !BENCHES[name]) {

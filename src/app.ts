@@ -7,7 +7,7 @@ import type { Config } from './config.ts';
 import { Accounts } from './domain/accounts.ts';
 import { Inventory } from './domain/inventory.ts';
 import type { Tenant } from './domain/types.ts';
-import { createLogger, type Logger } from './logger.ts';
+import { createAccessLogger, createLogger, type Logger } from './logger.ts';
 import { ParamCatalogue } from './profiles/catalogue.ts';
 import type { ServerInfo } from './profiles/render.ts';
 import { ProvisioningTree } from './provisioning/tree.ts';
@@ -16,6 +16,7 @@ import type { ProvisioningInfo } from './server/http/admin-api.ts';
 import { createHttpApp } from './server/http/app.ts';
 import type { HttpEnv } from './server/http/context.ts';
 import { DeviceAuthenticator } from './server/http/device-auth.ts';
+import { createDeviceHandler } from './server/http/device-routes.ts';
 import { startHttp, type ListenerHandle } from './server/http/listener.ts';
 import { ensureTls, hardenSocket, tlsServerOptions, type TlsMaterial } from './server/tls.ts';
 import { openSqliteStore } from './store/sqlite.ts';
@@ -27,6 +28,7 @@ export interface AppDeps {
   logger?: Logger;
   /** A store to use instead of the SQLite file in the data dir. */
   store?: Store;
+  accessLogger?: Logger;
 }
 
 /** Everything built, nothing bound yet. */
@@ -57,6 +59,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const { config } = deps;
   const clock = deps.clock ?? systemClock;
   const logger = deps.logger ?? createLogger({ level: config.log.level });
+  const accessLogger = deps.accessLogger ?? (deps.logger ? deps.logger : createAccessLogger({ level: config.log.level }));
   const store = deps.store ?? (await openSqliteStore({ file: databaseFile(config) }));
   const inventory = new Inventory({ store, clock });
   const accounts = new Accounts({
@@ -120,21 +123,21 @@ export async function createApp(deps: AppDeps): Promise<App> {
     inventory,
     accounts,
     logger,
+    accessLogger,
     tree,
     uploads,
     provisioningInfo,
     rotationGraceSeconds: config.provisioning.rotationGraceSeconds,
     maxPageSize: config.api.maxPageSize,
     maxBodyBytes: config.api.maxBodyBytes,
-    device: {
-      tree,
-      auth: new DeviceAuthenticator({ clock }),
-      clock,
-      logger,
-      defaultTenantKey: slug
-        ? async () => (defaultKey ??= (await store.tenants.getBySlug(slug))?.provisioning.key)
-        : undefined,
-    },
+  });
+  const deviceHandler = createDeviceHandler({
+    tree,
+    auth: new DeviceAuthenticator({ clock }),
+    clock,
+    logger,
+    accessLogger,
+    defaultTenantKey: slug ? async () => (defaultKey ??= (await store.tenants.getBySlug(slug))?.provisioning.key) : undefined,
   });
 
   const handles: ListenerHandle[] = [];
@@ -153,13 +156,16 @@ export async function createApp(deps: AppDeps): Promise<App> {
       let httpHandle: ListenerHandle | undefined;
       let httpsHandle: ListenerHandle | undefined;
       if (config.http.enabled) {
-        httpHandle = await startHttp({ host: config.host, port: config.http.port }, http);
+        httpHandle = await startHttp({ host: config.host, port: config.http.port, deviceHandler }, http);
         handles.push(httpHandle);
         ports.http = httpHandle.address.port;
         logger.info({ address: httpHandle.address }, 'HTTP listening');
       }
       if (tls) {
-        httpsHandle = await startHttp({ host: config.host, port: config.https.port, tls: tlsServerOptions(tls), onSecureConnection: hardenSocket as (s: TLSSocket) => void }, http);
+        httpsHandle = await startHttp(
+          { host: config.host, port: config.https.port, tls: tlsServerOptions(tls), deviceHandler, onSecureConnection: hardenSocket as (s: TLSSocket) => void },
+          http,
+        );
         handles.push(httpsHandle);
         ports.https = httpsHandle.address.port;
         logger.info({ address: httpsHandle.address }, 'HTTPS listening');

@@ -36,5 +36,10 @@ export function createLogger(opts: LoggerOptions): Logger {
   );
 }
 
+/** The same lines without redaction, for access logs whose fields never hold secrets. */
+export function createAccessLogger(opts: LoggerOptions): Logger {
+  return pino({ level: opts.level, base: { svc: 'edgeprov' }, timestamp: pino.stdTimeFunctions.isoTime }, opts.destination ?? process.stdout);
+}
+
 /** A logger that drops everything; for tests that do not look at logs. */
 export const silentLogger = (): Logger => pino({ level: 'silent' });

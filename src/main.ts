@@ -13,6 +13,8 @@ Commands:
   init --email E [--password P | --password-stdin] [--name N]
                                 create the first system administrator on an empty database
   config                        print the effective configuration, secrets masked
+  phone-sim --url BASE --mac M [--user U --password P] [--ca FILE] [--model VVX500]
+                                boot one simulated Polycom phone against a provisioning base URL
   help                          this text
 
 Every command takes --config FILE (or EDGEPROV_CONFIG) and any configuration flag:
@@ -32,6 +34,7 @@ const COMMAND_FLAGS: Record<string, { values: string[]; switches: string[] }> = 
   init: { values: ['email', 'password', 'name'], switches: ['password-stdin'] },
   config: { values: [], switches: [] },
   help: { values: [], switches: [] },
+  'phone-sim': { values: ['url', 'mac', 'user', 'password', 'ca', 'model', 'firmware'], switches: [] },
 };
 
 export function parseArgs(argv: string[]): ParsedArgs {
@@ -100,6 +103,7 @@ export async function main(argv: string[], io: MainIo = defaultIo()): Promise<nu
     io.stdout(HELP);
     return 0;
   }
+  if (args.command === 'phone-sim') return runPhoneSim(args.own, io);
   let config: Config;
   try {
     config = loadConfig({
@@ -154,6 +158,31 @@ async function runInit(config: Config, own: Record<string, string | true>, io: M
   } finally {
     await app.close();
   }
+}
+
+async function runPhoneSim(own: Record<string, string | true>, io: MainIo): Promise<number> {
+  const str = (k: string): string | undefined => (typeof own[k] === 'string' ? (own[k] as string) : undefined);
+  const url = str('url');
+  const mac = str('mac');
+  if (!url || !mac) {
+    io.stderr('edgeprov: phone-sim needs --url and --mac\n');
+    return 2;
+  }
+  const { bootPhone } = await import('./sim/phone.ts');
+  const ca = str('ca');
+  const report = await bootPhone({
+    base: url,
+    mac,
+    ...(str('user') !== undefined && { username: str('user') as string }),
+    ...(str('password') !== undefined && { password: str('password') as string }),
+    ...(ca && { ca: readFileSync(ca, 'utf8') }),
+    ...(str('model') && { model: str('model') as string }),
+    ...(str('firmware') && { firmware: str('firmware') as string }),
+  });
+  for (const r of report.requests) io.stdout(`${r.method.padEnd(4)} ${String(r.status)} ${String(r.bytes).padStart(7)} B  ${r.name}\n`);
+  io.stdout(`master: ${report.master}; CONFIG_FILES: ${report.configFiles.join(', ') || '(none)'}\n`);
+  const failed = report.master === 'none' || report.requests.some((r) => r.status >= 500 || r.status === 401);
+  return failed ? 1 : 0;
 }
 
 async function runServe(config: Config, io: MainIo): Promise<number> {

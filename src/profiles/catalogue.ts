@@ -23,6 +23,8 @@ const HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})?(?:\.[A-Za-z0-9](?:[A-Za-z0-
 export class ParamCatalogue {
   readonly #exact = new Map<string, CompiledRule>();
   readonly #patterns: CompiledRule[] = [];
+  /** Which rule a name resolved to (null: none); names repeat across every device. */
+  readonly #lookup = new Map<string, CompiledRule | null>();
 
   constructor(rules: Record<string, ParamRule>) {
     for (const [name, rule] of Object.entries(rules)) {
@@ -42,7 +44,12 @@ export class ParamCatalogue {
   }
 
   check(name: string, value: string): ParamCheck {
-    const c = this.#exact.get(name) ?? this.#patterns.find((p) => p.re.test(name));
+    let c = this.#lookup.get(name);
+    if (c === undefined) {
+      c = this.#exact.get(name) ?? this.#patterns.find((p) => p.re.test(name)) ?? null;
+      if (this.#lookup.size > 100_000) this.#lookup.clear();
+      this.#lookup.set(name, c);
+    }
     if (!c) return { kind: 'unknown' };
     const r = c.rule;
     const bad = (message: string): ParamCheck => ({ kind: 'invalid', message });

@@ -98,6 +98,9 @@ const DIRECTORIES: MasterInput['directories'] = {
   userProfiles: '',
 };
 
+/** An unchanged sighting (same address and User-Agent) is recorded at most this often. */
+const SEEN_REFRESH_MS = 60_000;
+
 /** Retry-After for a phone whose config has never rendered: long enough to fix the template. */
 const RENDER_RETRY_SECONDS = 300;
 
@@ -110,6 +113,8 @@ export class ProvisioningTree {
   readonly #shared: DependencyCache<Served>;
   readonly #inflight = new Map<string, Promise<DeviceEntry | undefined>>();
   readonly #seen = new Map<string, { tenantId: string; id: string; lastSeen: LastSeen }>();
+  /** What was last written per device, so an unchanged sighting is written at most once a minute. */
+  readonly #persisted = new Map<string, { atMs: number; key: string }>();
   readonly #timer: NodeJS.Timeout;
   readonly #unsubscribe: () => void;
   readonly #tenants = new Map<string, { tenant: Tenant; secrets: TenantRow } | null>();
@@ -283,6 +288,12 @@ export class ProvisioningTree {
   }
 
   #noteSeen(req: Requester, device: Device): void {
+    const nowMs = this.deps.clock.now().getTime();
+    const key = `${req.ip}|${req.userAgent ?? ''}`;
+    const last = this.#persisted.get(device.id);
+    if (last && last.key === key && nowMs - last.atMs < SEEN_REFRESH_MS) return;
+    this.#persisted.set(device.id, { atMs: nowMs, key });
+    if (this.#persisted.size > 200_000) this.#persisted.clear();
     const agent = parseUserAgent(req.userAgent);
     this.#seen.set(device.id, {
       tenantId: device.tenantId,

@@ -47,6 +47,10 @@ export function tlsServerOptions(m: TlsMaterial): SecureContextOptions & { honor
 /** No client-initiated renegotiation (a cheap CPU attack), on every accepted TLS socket. */
 export function hardenSocket(socket: TLSSocket): void {
   socket.disableRenegotiation();
+  // Node only reports the attempt; the connection is cut so the client learns at once.
+  socket.on('error', (err) => {
+    if (/renegotiation/i.test(err.message)) socket.destroy();
+  });
 }
 
 const tenYears = 10 * 365 * 86400_000;

@@ -5,7 +5,6 @@ import type { Inventory } from '../../domain/inventory.ts';
 import type { Logger } from '../../logger.ts';
 import type { Store } from '../../store/store.ts';
 import { createAdminApi, type AdminApiDeps } from './admin-api.ts';
-import { createDeviceRoutes, type DeviceRoutesDeps } from './device-routes.ts';
 import { clientIp, type HttpEnv } from './context.ts';
 import { createDocsApp } from './docs.ts';
 import { apiErrorHandler, errorBody } from './errors.ts';
@@ -15,36 +14,41 @@ export interface HttpAppDeps extends AdminApiDeps {
   inventory: Inventory;
   accounts: Accounts;
   logger: Logger;
-  device: DeviceRoutesDeps;
+  /** Logger for access lines (no redaction); the main logger when omitted. */
+  accessLogger?: Logger;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,100}$/;
 
-/** The whole HTTP surface: health probes, the admin API and its docs. Phone routes join later. */
+/** The admin HTTP surface: health probes, the admin API and its docs (phones: `device-routes.ts`). */
 export function createHttpApp(deps: HttpAppDeps): Hono<HttpEnv> {
   const { logger } = deps;
   const app = new Hono<HttpEnv>();
 
+  // One access line per request. Its fields hold no secrets, so it skips the redaction pass.
+  const access = deps.accessLogger ?? logger;
   app.use('*', async (c, next) => {
     const given = c.req.header('x-request-id');
     const requestId = given && REQUEST_ID.test(given) ? given : randomUUID();
     c.set('requestId', requestId);
+    // Set before the handler runs: touching the response afterwards would force node-server to
+    // build a full Fetch Response for every request.
+    c.header('X-Request-Id', requestId);
     const started = performance.now();
-    c.set('sentStatus', undefined);
     await next();
-    const sent = c.get('sentStatus');
-    if (sent === undefined) c.header('X-Request-Id', requestId);
-    logger.info(
-      {
-        reqId: requestId,
-        method: c.req.method,
-        path: c.req.path,
-        status: sent ?? c.res.status,
-        ms: Math.round((performance.now() - started) * 10) / 10,
-        ip: clientIp(c),
-      },
-      'request',
-    );
+    if (access.isLevelEnabled('info')) {
+      access.info(
+        {
+          reqId: requestId,
+          method: c.req.method,
+          path: c.req.path,
+          status: c.res.status,
+          ms: Math.round((performance.now() - started) * 10) / 10,
+          ip: clientIp(c),
+        },
+        'request',
+      );
+    }
   });
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
@@ -61,7 +65,6 @@ export function createHttpApp(deps: HttpAppDeps): Hono<HttpEnv> {
   const api = createAdminApi(deps);
   api.route('/', createDocsApp('/api/v1/openapi.json'));
   app.route('/api/v1', api);
-  app.route('/', createDeviceRoutes(deps.device));
 
   const onError = apiErrorHandler(logger);
   app.onError(onError);

@@ -6,8 +6,6 @@ export interface HttpEnv {
   Variables: {
     requestId: string;
     principal: Principal | undefined;
-    /** Set when a handler wrote to Node's response itself (the Fetch Response is a placeholder). */
-    sentStatus: number | undefined;
   };
 }
 

@@ -1,14 +1,12 @@
-import type { Context } from 'hono';
-import type { ServerResponse } from 'node:http';
-import { Hono } from 'hono';
-import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
 import type { Clock } from '../../clock.ts';
 import { FailureCounter } from '../../domain/throttle.ts';
 import type { Logger } from '../../logger.ts';
 import { macOf, parseName, safeRelativePath } from '../../provisioning/names.ts';
 import type { ProvisioningTree, Requester } from '../../provisioning/tree.ts';
 import type { TenantRow } from '../../store/store.ts';
-import { clientIp, type HttpEnv } from './context.ts';
 import type { Candidate, DeviceAuthenticator } from './device-auth.ts';
 
 export interface DeviceRoutesDeps {
@@ -16,6 +14,8 @@ export interface DeviceRoutesDeps {
   auth: DeviceAuthenticator;
   clock: Clock;
   logger: Logger;
+  /** Access lines (no redaction); `logger` when omitted. */
+  accessLogger?: Logger | undefined;
   /** Provisioning key of the tenant also served at `/` (single-tenant mode), if one is configured. */
   defaultTenantKey?: (() => Promise<string | undefined>) | undefined;
   /** Failed authentications per source address before it is refused for a while. @default 30 */
@@ -23,22 +23,25 @@ export interface DeviceRoutesDeps {
   authLockoutSeconds?: number;
 }
 
-const isEncrypted = (c: Context): boolean =>
-  !!(c.env as { incoming?: { socket?: { encrypted?: boolean } } } | undefined)?.incoming?.socket?.encrypted;
+/** Answers a phone's request, or returns false when the path is not the phones' (the admin app takes it). */
+export type DeviceHandler = (req: IncomingMessage, res: ServerResponse) => boolean;
+
+/** Paths the admin side owns even in single-tenant mode. */
+const ADMIN_PREFIXES = ['/api/', '/healthz', '/readyz'];
 
 /**
  * The phone-facing HTTP(S) adapter: `/p/<key>/<name>` (and `/<name>` in single-tenant mode) onto
- * the provisioning tree. Phones get plain status codes, never JSON.
+ * the provisioning tree. It speaks Node's HTTP directly: this is the hot path of a boot storm,
+ * and phones get plain status codes, never JSON. Every request target is taken exactly as sent.
  */
-export function createDeviceRoutes(deps: DeviceRoutesDeps): Hono<HttpEnv> {
+export function createDeviceHandler(deps: DeviceRoutesDeps): DeviceHandler {
   const { tree, auth, logger, clock } = deps;
+  const access = deps.accessLogger ?? logger;
   const failures = new FailureCounter(deps.maxAuthFailures ?? 30, (deps.authLockoutSeconds ?? 300) * 1000);
-  const app = new Hono<HttpEnv>();
 
   async function candidates(secrets: TenantRow, mac: string | null, username: string | undefined): Promise<Candidate[]> {
-    const now = clock.now().toISOString();
     const list: Candidate[] = [{ username: secrets.provisioning.username, password: secrets.provisioningPassword, who: 'tenant' }];
-    if (secrets.previousPassword && secrets.previousValidUntil && secrets.previousValidUntil > now) {
+    if (secrets.previousPassword && secrets.previousValidUntil && secrets.previousValidUntil > clock.now().toISOString()) {
       list.push({ username: secrets.provisioning.username, password: secrets.previousPassword, who: 'tenant-previous' });
     }
     // A device's own credentials are looked up only when the phone presents another username.
@@ -49,134 +52,138 @@ export function createDeviceRoutes(deps: DeviceRoutesDeps): Hono<HttpEnv> {
     return list;
   }
 
-  async function handle(c: Context<HttpEnv>, key: string, rawRest: string): Promise<Response> {
-    const method = c.req.method;
-    if (method !== 'GET' && method !== 'HEAD' && method !== 'PUT') {
-      return c.text('Method Not Allowed', 405, { Allow: 'GET, HEAD, PUT' });
-    }
-    const found = await tree.tenantByKey(key);
-    if (!found) return c.text('Not Found', 404);
-    const path = safeRelativePath(rawRest);
-    if (!path) return c.text('Not Found', 404);
+  function send(res: ServerResponse, status: number, headers: Record<string, string | string[]>, body?: Buffer | string): void {
+    const b = body === undefined ? undefined : typeof body === 'string' ? Buffer.from(body) : body;
+    if (b !== undefined && headers['Content-Length'] === undefined) headers['Content-Length'] = String(b.length);
+    res.writeHead(status, headers);
+    res.end(b);
+  }
 
-    const ip = clientIp(c);
+  const text = (res: ServerResponse, status: number, msg: string, extra: Record<string, string | string[]> = {}) =>
+    send(res, status, { 'Content-Type': 'text/plain; charset=UTF-8', ...extra }, msg);
+
+  async function handle(req: IncomingMessage, res: ServerResponse, key: string, target: string, rawRest: string, ip: string): Promise<void> {
+    const method = req.method ?? 'GET';
+    if (method !== 'GET' && method !== 'HEAD' && method !== 'PUT') return text(res, 405, 'Method Not Allowed', { Allow: 'GET, HEAD, PUT' });
+    const found = await tree.tenantByKey(key);
+    if (!found) return text(res, 404, 'Not Found');
+    const path = safeRelativePath(rawRest);
+    if (!path) return text(res, 404, 'Not Found');
+
     const now = clock.now().getTime();
     const blocked = failures.blockedFor(ip, now);
-    if (blocked > 0) return c.text('Too Many Requests', 429, { 'Retry-After': String(Math.ceil(blocked / 1000)) });
+    if (blocked > 0) return text(res, 429, 'Too Many Requests', { 'Retry-After': String(Math.ceil(blocked / 1000)) });
 
-    const secure = isEncrypted(c);
+    const secure = !!(req.socket as TLSSocket).encrypted;
     const allowBasic = secure || found.tenant.settings.allowBasicOverHttp;
-    const header = c.req.header('authorization');
+    const header = req.headers.authorization;
     const ref = parseName(path);
     const mac = ref ? macOf(ref) : null;
-    const url = c.req.url;
-    const uri = url.slice(url.indexOf('/', url.indexOf('//') + 2));
-    const presented = header ? /username="([^"]{0,100})"/.exec(header)?.[1] ?? basicUser(header) : undefined;
-    const outcome = auth.verify(header, method, uri, await candidates(found.secrets, mac, presented), allowBasic);
+    const presented = header ? (/username="([^"]{0,100})"/.exec(header)?.[1] ?? basicUser(header)) : undefined;
+    const outcome = auth.verify(header, method, target, await candidates(found.secrets, mac, presented), allowBasic);
     if (!outcome.ok) {
       if (header) {
         failures.fail(ip, now);
         // One line per failure, with the source address first-class (fail2ban-friendly).
-        logger.warn({ event: 'provisioning_auth_failed', ip, tenant: found.tenant.slug, user: outcome.username?.slice(0, 64) ?? null, reason: outcome.reason, path: path.slice(0, 100) }, `provisioning auth failed from ${ip}`);
+        logger.warn(
+          { event: 'provisioning_auth_failed', ip, tenant: found.tenant.slug, user: outcome.username?.slice(0, 64) ?? null, reason: outcome.reason, path: path.slice(0, 100) },
+          `provisioning auth failed from ${ip}`,
+        );
       }
-      return unauthorized(c, auth.challenges({ basic: allowBasic, ...(outcome.stale && { stale: true }) }));
+      // Each challenge on its own header line: phone HTTP stacks do not parse a folded list.
+      return text(res, 401, 'Unauthorized', { 'WWW-Authenticate': auth.challenges({ basic: allowBasic, ...(outcome.stale && { stale: true }) }) });
     }
     failures.clear(ip);
 
-    const req: Requester = {
+    const requester: Requester = {
       tenant: found.tenant,
       ip,
-      userAgent: c.req.header('user-agent'),
+      userAgent: req.headers['user-agent'],
       protocol: secure ? 'https' : 'http',
       auth: outcome.who === 'device' && mac ? { kind: 'device', mac } : { kind: 'tenant' },
     };
 
-    if (method === 'PUT') return put(c, req, path);
+    if (method === 'PUT') return put(req, res, requester, path);
 
-    const r = await tree.read(req, path);
-    if (r.kind === 'not_found') return c.text('Not Found', 404);
-    if (r.kind === 'unavailable') return c.text('Service Unavailable', 503, { 'Retry-After': String(r.retryAfterSeconds) });
-    const headers: Record<string, string> = {
-      ETag: r.etag,
-      'Content-Type': r.contentType,
-      'Cache-Control': 'no-cache',
-    };
-    const inm = c.req.header('if-none-match');
-    if (inm && inm.split(',').some((t) => t.trim() === r.etag || t.trim() === '*')) return c.body(null, 304, headers);
+    const r = await tree.read(requester, path);
+    if (r.kind === 'not_found') return text(res, 404, 'Not Found');
+    if (r.kind === 'unavailable') return text(res, 503, 'Service Unavailable', { 'Retry-After': String(r.retryAfterSeconds) });
+    const headers: Record<string, string> = { ETag: r.etag, 'Content-Type': r.contentType, 'Cache-Control': 'no-cache' };
+    const inm = req.headers['if-none-match'];
+    if (inm && inm.split(',').some((t) => t.trim() === r.etag || t.trim() === '*')) return send(res, 304, headers);
     headers['Content-Length'] = String(r.body.length);
-    if (method === 'HEAD') return c.body(null, 200, headers);
-    return c.body(r.body as unknown as Uint8Array<ArrayBuffer>, 200, headers);
+    if (method === 'HEAD') return send(res, 200, headers);
+    return send(res, 200, headers, r.body);
   }
 
-  async function put(c: Context<HttpEnv>, req: Requester, path: string): Promise<Response> {
+  async function put(req: IncomingMessage, res: ServerResponse, requester: Requester, path: string): Promise<void> {
+    if (!parseName(path)) return text(res, 404, 'Not Found');
     const limit = tree.uploadLimit(path);
-    if (!limit) return c.text('Method Not Allowed', 405, { Allow: 'GET, HEAD' });
-    const declared = c.req.header('content-length');
+    if (!limit) return text(res, 405, 'Method Not Allowed', { Allow: 'GET, HEAD' });
+    const declared = req.headers['content-length'];
     if (declared !== undefined && (!/^\d{1,12}$/.test(declared) || Number(declared) > limit.maxBytes)) {
-      return c.text('Payload Too Large', 413);
+      return text(res, 413, 'Payload Too Large', { Connection: 'close' });
     }
-    const body = await readCapped(c.req.raw, limit.maxBytes);
-    if (!body) return c.text('Payload Too Large', 413);
-    const r = await tree.write(req, path, body);
+    const body = await readCapped(req, limit.maxBytes);
+    if (!body) return text(res, 413, 'Payload Too Large', { Connection: 'close' });
+    const r = await tree.write(requester, path, body);
     switch (r.kind) {
       case 'stored':
-        return c.body(null, 204);
+        return send(res, 204, {});
       case 'not_found':
-        return c.text('Not Found', 404);
+        return text(res, 404, 'Not Found');
       case 'not_allowed':
-        return c.text('Method Not Allowed', 405, { Allow: 'GET, HEAD' });
+        return text(res, 405, 'Method Not Allowed', { Allow: 'GET, HEAD' });
       case 'too_large':
-        return c.text('Payload Too Large', 413);
+        return text(res, 413, 'Payload Too Large');
       case 'bad':
-        logger.info({ ip: req.ip, tenant: req.tenant.slug, path, reason: r.message }, 'upload refused');
-        return c.text(`Bad Request: ${r.message}`, 400);
+        logger.info({ ip: requester.ip, tenant: requester.tenant.slug, path, reason: r.message }, 'upload refused');
+        return text(res, 400, `Bad Request: ${r.message}`);
     }
   }
 
-  const rest = (c: Context, prefixLength: number): string => {
-    const url = c.req.url;
-    const pathStart = url.indexOf('/', url.indexOf('//') + 2);
-    const q = url.indexOf('?', pathStart);
-    return url.slice(pathStart + prefixLength, q < 0 ? undefined : q);
+  return (req, res) => {
+    const target = req.url ?? '/';
+    let key: string | undefined;
+    let rest: string;
+    let pending: Promise<string | undefined> | undefined;
+    const q = target.indexOf('?');
+    const pathPart = q < 0 ? target : target.slice(0, q);
+    if (pathPart.startsWith('/p/')) {
+      const slash = pathPart.indexOf('/', 3);
+      if (slash < 0) return false;
+      key = pathPart.slice(3, slash);
+      rest = pathPart.slice(slash + 1);
+    } else if (deps.defaultTenantKey && pathPart.startsWith('/') && !ADMIN_PREFIXES.some((p) => pathPart.startsWith(p))) {
+      pending = deps.defaultTenantKey();
+      rest = pathPart.slice(1);
+    } else {
+      return false;
+    }
+    const started = performance.now();
+    const given = req.headers['x-request-id'];
+    const requestId = typeof given === 'string' && /^[A-Za-z0-9._-]{1,100}$/.test(given) ? given : randomUUID();
+    res.setHeader('X-Request-Id', requestId);
+    const raw = req.socket.remoteAddress ?? '';
+    const ip = raw.startsWith('::ffff:') ? raw.slice(7) : raw;
+    const work = (async () => {
+      const k = key ?? (await pending);
+      if (!k) return text(res, 404, 'Not Found');
+      await handle(req, res, k, target, rest, ip);
+    })();
+    work
+      .catch((err: unknown) => {
+        logger.error({ err, reqId: requestId }, 'unhandled error on the phone path');
+        if (!res.headersSent) text(res, 500, 'Internal Server Error');
+        else res.destroy();
+      })
+      .finally(() => {
+        if (access.isLevelEnabled('info')) {
+          access.info({ reqId: requestId, method: req.method, path: pathPart, status: res.statusCode, ms: Math.round((performance.now() - started) * 10) / 10, ip }, 'request');
+        }
+      });
+    return true;
   };
-
-  app.all('/p/:key/*', (c) => {
-    const key = c.req.param('key');
-    return handle(c, key, rest(c, `/p/${key}/`.length));
-  });
-  const defaultKey = deps.defaultTenantKey;
-  if (defaultKey) {
-    app.all('/*', async (c, next) => {
-      if (c.req.path.startsWith('/api/')) return next();
-      const key = await defaultKey();
-      return key ? handle(c, key, rest(c, 1)) : c.text('Not Found', 404);
-    });
-  }
-  return app;
-}
-
-/**
- * A 401 with each challenge in its own WWW-Authenticate line. A Fetch Response would fold them
- * into one comma-joined header, which phone HTTP stacks do not parse; so this writes to Node's
- * response directly.
- */
-function unauthorized(c: Context<HttpEnv>, challenges: string[]): Response {
-  const outgoing = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
-  if (!outgoing) {
-    const res = c.text('Unauthorized', 401);
-    for (const ch of challenges) res.headers.append('WWW-Authenticate', ch);
-    return res;
-  }
-  const body = 'Unauthorized';
-  outgoing.writeHead(401, {
-    'Content-Type': 'text/plain; charset=UTF-8',
-    'Content-Length': String(body.length),
-    'WWW-Authenticate': challenges,
-    'X-Request-Id': c.get('requestId'),
-  });
-  outgoing.end(body);
-  c.set('sentStatus', 401);
-  return RESPONSE_ALREADY_SENT;
 }
 
 function basicUser(header: string): string | undefined {
@@ -188,20 +195,27 @@ function basicUser(header: string): string | undefined {
 }
 
 /** The request body, or `undefined` once it passes `max` bytes (reading stops there). */
-async function readCapped(req: Request, max: number): Promise<Buffer | undefined> {
-  if (!req.body) return Buffer.alloc(0);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  const reader = req.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > max) {
-      await reader.cancel().catch(() => undefined);
-      return undefined;
-    }
-    chunks.push(Buffer.from(value));
-  }
-  return Buffer.concat(chunks, size);
+function readCapped(req: IncomingMessage, max: number): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    req.on('data', (c: Buffer) => {
+      if (done) return;
+      size += c.length;
+      if (size > max) {
+        done = true;
+        req.pause();
+        resolve(undefined);
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => {
+      if (!done) resolve(Buffer.concat(chunks, size));
+    });
+    req.on('error', (err) => {
+      if (!done) reject(err);
+    });
+  });
 }

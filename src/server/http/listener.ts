@@ -2,7 +2,9 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { createServer as createHttpsServer, type ServerOptions as HttpsOptions } from 'node:https';
-import { createAdaptorServer } from '@hono/node-server';
+import { createServer as createHttpServer } from 'node:http';
+import { getRequestListener } from '@hono/node-server';
+import type { DeviceHandler } from './device-routes.ts';
 import type { Hono } from 'hono';
 
 export interface ListenerHandle {
@@ -16,17 +18,22 @@ export interface ListenOptions {
   port: number;
   /** Present: serve HTTPS with these options. */
   tls?: HttpsOptions;
+  /** Takes the phones' requests before the app sees them. */
+  deviceHandler?: DeviceHandler;
   /** Called for every TLS connection once its handshake is done. */
   onSecureConnection?: (socket: TLSSocket) => void;
 }
 
-/** Binds one HTTP or HTTPS listener for a Hono app. */
+/** Binds one HTTP or HTTPS listener: the phone handler first, then the Hono app. */
 export async function startHttp(opts: ListenOptions, app: Hono<any>): Promise<ListenerHandle> {
-  const server = (
-    opts.tls
-      ? createAdaptorServer({ fetch: app.fetch, createServer: createHttpsServer, serverOptions: opts.tls })
-      : createAdaptorServer({ fetch: app.fetch })
-  ) as Server;
+  const appListener = getRequestListener(app.fetch);
+  const device = opts.deviceHandler;
+  const listener: Parameters<typeof createHttpServer>[1] = device
+    ? (req, res) => {
+        if (!device(req, res)) void appListener(req, res);
+      }
+    : (req, res) => void appListener(req, res);
+  const server: Server = opts.tls ? createHttpsServer(opts.tls, listener) : createHttpServer(listener);
   if (opts.onSecureConnection) server.on('secureConnection', opts.onSecureConnection);
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 30_000;

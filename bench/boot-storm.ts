@@ -1,0 +1,306 @@
+/**
+ * `npm run bench -- boot-storm [--phones N] [--stored M] [--seconds S]`
+ *
+ * Boot storm: edgeprov (one core) against nginx serving the same files pre-rendered from disk
+ * (one worker, same core) and a bare node:http server returning fixed bytes, all in one run, with
+ * the load generator (wrk, and the phone simulator) on the other core. Needs Debian's nginx and wrk:
+ * `apt-get install nginx wrk`.
+ */
+import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { join, dirname } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { ParamCatalogue } from '../src/profiles/catalogue.ts';
+import { renderDevice, type RenderInput } from '../src/profiles/render.ts';
+import { bootPhone, keepAliveAgent } from '../src/sim/phone.ts';
+import { peakRssMb, ratio, requireTool, root, run, serverPid, startPinned, stop, table, tempDir, wrk } from './lib.ts';
+
+const arg = (name: string, def: number): number => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : def;
+};
+const PHONES = arg('phones', 5000);
+const STORED = Math.max(arg('stored', 10_000), PHONES);
+const SECONDS = arg('seconds', 10);
+const SERVER_CORE = 1;
+const CLIENT_CORE = 0;
+
+requireTool('nginx', 'apt-get install nginx');
+requireTool('wrk', 'apt-get install wrk');
+requireTool('taskset', 'apt-get install util-linux');
+
+const work = tempDir('edgeprov-bench-');
+const dataDir = join(work, 'data');
+const env = { ...process.env, EDGEPROV_LOG_LEVEL: 'warn', EDGEPROV_DATA_DIR: dataDir };
+const mac = (i: number) => `0004f2${i.toString(16).padStart(6, '0')}`;
+
+async function startEdgeprov(extra: string[] = []) {
+  const p = await startPinned(
+    SERVER_CORE,
+    process.execPath,
+    ['--import', 'tsx', join(root, 'src/main.ts'), 'serve', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '0', '--public-hosts', '127.0.0.1', '--log-level', 'info', ...extra],
+    /HTTPS listening/,
+    env,
+  );
+  const ports = [...p.output().matchAll(/"port":(\d+)\},"msg":"(HTTPS?) listening"/g)];
+  const http = Number(ports.find((m) => m[2] === 'HTTP')?.[1]);
+  const https = Number(ports.find((m) => m[2] === 'HTTPS')?.[1]);
+  return { ...p, http, https };
+}
+
+async function json(method: string, url: string, token: string | undefined, body?: unknown): Promise<any> {
+  const res = await fetch(url, {
+    method,
+    headers: { 'content-type': 'application/json', ...(token && { authorization: `Bearer ${token}` }) },
+    ...(body !== undefined && { body: JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${url}: ${res.status} ${text.slice(0, 500)}`);
+  return text ? JSON.parse(text) : undefined;
+}
+
+function params300(): Record<string, string> {
+  const p: Record<string, string> = {};
+  for (let i = 1; i <= 12; i++) {
+    p[`attendant.resourceList.${i}.address`] = `sip:${1000 + i}@pbx.example.com`;
+    p[`attendant.resourceList.${i}.label`] = `Key ${i}`;
+  }
+  for (let i = 0; p && Object.keys(p).length < 300; i++) p[`custom.vendor.setting${i}`] = `value-${i}-{{tenant.slug}}`;
+  p['lcl.ml.lang'] = 'English_United_Kingdom';
+  p['up.backlight.idleIntensity'] = '1';
+  return p;
+}
+
+async function main(): Promise<void> {
+  process.stdout.write(`boot-storm: ${PHONES} phones, ${STORED} devices stored, ${SECONDS}s per wrk run; server on core ${SERVER_CORE}, clients on core ${CLIENT_CORE}\n`);
+  await run(process.execPath, ['--import', 'tsx', join(root, 'src/main.ts'), 'init', '--email', 'bench@example.com', '--password', 'benchmark password'], { env });
+  let srv = await startEdgeprov();
+  const api = `http://127.0.0.1:${srv.http}/api/v1`;
+  const token = (await json('POST', `${api}/auth/token`, undefined, { email: 'bench@example.com', password: 'benchmark password' })).token as string;
+  const tenant = await json('POST', `${api}/tenants`, token, { name: 'Bench', settings: { allowBasicOverHttp: true } });
+  const T = `${api}/tenants/${tenant.id}`;
+  const site = await json('POST', `${T}/sites`, token, { name: 'HQ', subnets: ['10.0.0.0/8'], timeZone: 'Europe/Berlin', sip: { server: 'pbx.example.com' }, ntp: { server: 'ntp.example.com' } });
+  const profile = await json('POST', `${T}/profiles`, token, { name: 'Base', params: { 'lcl.ml.lang': 'English_United_Kingdom', 'up.backlight.idleIntensity': '1', 'tcpIpApp.sntp.address': '{{site.ntp.server}}' } });
+  await json('PATCH', T, token, { profileIds: [profile.id] });
+  for (let start = 0; start < STORED; start += 5000) {
+    const items = [];
+    for (let i = start; i < Math.min(STORED, start + 5000); i++) {
+      items.push({ op: 'create', device: { mac: mac(i), model: 'VVX500', name: `Phone ${i}`, siteId: site.id, lines: [{ index: 1, address: String(10000 + i), authPassword: `pw-${i}` }] } });
+    }
+    await json('POST', `${T}/devices/bulk`, token, { items });
+  }
+  const prov = await json('GET', `${T}/provisioning`, token);
+  const caPem = readFileSync(join(dataDir, 'tls', 'ca.crt'), 'utf8');
+  const basic = `Basic ${Buffer.from(`${prov.username}:${prov.password}`).toString('base64')}`;
+  const base = `/p/${tenant.provisioning.key}/`;
+
+  // The request mix of a booting phone: master, its config, the shared defaults.
+  const paths: string[] = [];
+  for (let i = 0; i < PHONES; i++) paths.push(`${base}${mac(i)}.cfg`, `${base}${mac(i)}-device.cfg`, `${base}defaults.cfg`);
+
+  // Pre-render every file to disk for nginx, fetched from edgeprov itself (warms its cache too).
+  const www = join(work, 'www');
+  const agent = keepAliveAgent(false);
+  const fetchFile = async (p: string) => {
+    const res = await fetch(`http://127.0.0.1:${srv.http}${p}`, { headers: { authorization: basic } });
+    if (res.status !== 200) throw new Error(`${p}: ${res.status}`);
+    const file = join(www, p);
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, Buffer.from(await res.arrayBuffer()));
+  };
+  for (let i = 0; i < paths.length; i += 200) await Promise.all(paths.slice(i, i + 200).map(fetchFile));
+  const sample = readFileSync(join(www, paths[1] as string));
+  await run('chmod', ['-R', 'a+rX', work]);
+  agent.destroy();
+
+  // nginx, one worker on the server core, same files, same certificate types.
+  const tlsDir = join(dataDir, 'tls');
+  const nginxConf = join(work, 'nginx.conf');
+  writeFileSync(
+    nginxConf,
+    `worker_processes 1;
+daemon off;
+user root;
+pid ${work}/nginx.pid;
+error_log ${work}/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  sendfile on;
+  keepalive_requests 1000000;
+  client_body_temp_path ${work}/nginx-body;
+  proxy_temp_path ${work}/nginx-proxy;
+  fastcgi_temp_path ${work}/nginx-fcgi;
+  uwsgi_temp_path ${work}/nginx-uwsgi;
+  scgi_temp_path ${work}/nginx-scgi;
+  types { application/xml cfg; }
+  server {
+    listen 127.0.0.1:18481;
+    listen 127.0.0.1:18482 ssl;
+    ssl_certificate ${tlsDir}/server-ecdsa.crt;
+    ssl_certificate_key ${tlsDir}/server-ecdsa.key;
+    ssl_certificate ${tlsDir}/server-rsa.crt;
+    ssl_certificate_key ${tlsDir}/server-rsa.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    root ${www};
+  }
+  server {
+    listen 127.0.0.1:18483 ssl;
+    ssl_certificate ${tlsDir}/server-rsa.crt;
+    ssl_certificate_key ${tlsDir}/server-rsa.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    root ${www};
+  }
+}
+`,
+  );
+  const nginx = await startPinned(SERVER_CORE, 'nginx', ['-c', nginxConf, '-p', work], undefined);
+  await waitForPort(18481);
+
+  // A bare node:http server returning the same bytes: the ceiling for any Node server.
+  const bare = await startBare(sample);
+
+  const rows: Array<Array<string | number>> = [];
+  const results: Record<string, { rps: number }> = {};
+  const measure = async (label: string, target: string, url: string, opts: { headers?: Record<string, string>; connections?: number; paths?: string[] } = {}) => {
+    const r = await wrk({ core: CLIENT_CORE, url, paths: opts.paths ?? paths, seconds: SECONDS, connections: opts.connections ?? 64, ...(opts.headers && { headers: opts.headers }) });
+    results[`${label}/${target}`] = r;
+    rows.push([label, target, r.rps, r.p50ms, r.p99ms, r.errors]);
+    process.stdout.write(`  ${label.padEnd(28)} ${target.padEnd(22)} ${String(r.rps).padStart(8)} req/s  p50 ${r.p50ms} ms  p99 ${r.p99ms} ms  errors ${r.errors}\n`);
+  };
+
+  const auth = { Authorization: basic };
+  await measure('HTTP keep-alive', 'edgeprov', `http://127.0.0.1:${srv.http}`, { headers: auth });
+  await measure('HTTP keep-alive', 'bare node:http', `http://127.0.0.1:${bare.port}`, { paths: ['/x'] });
+  await measure('HTTP keep-alive', 'nginx static', 'http://127.0.0.1:18481');
+  await measure('HTTPS keep-alive', 'edgeprov', `https://127.0.0.1:${srv.https}`, { headers: auth });
+  await measure('HTTPS keep-alive', 'nginx static', 'https://127.0.0.1:18482');
+  const close = { Connection: 'close' };
+  await measure('HTTPS new conn (ECDSA)', 'edgeprov', `https://127.0.0.1:${srv.https}`, { headers: { ...auth, ...close }, connections: 32 });
+  await measure('HTTPS new conn (ECDSA)', 'nginx static', 'https://127.0.0.1:18482', { headers: close, connections: 32 });
+  const rssAfterWrk = peakRssMb(await serverPid(srv.child));
+
+  // Full phone boots: the simulator with Digest, every file, optional probes and log uploads.
+  const storm = await simulatorStorm(`https://127.0.0.1:${srv.https}${base}`, prov.username, prov.password, caPem);
+  const rss = Math.max(rssAfterWrk, peakRssMb(await serverPid(srv.child)));
+  await stop(srv.child);
+
+  // RSA only: the same server with just the RSA certificate.
+  srv = await startEdgeprov(['--https-cert-file', join(tlsDir, 'server-rsa.crt'), '--https-key-file', join(tlsDir, 'server-rsa.key')]);
+  await measure('HTTPS new conn (RSA)', 'edgeprov', `https://127.0.0.1:${srv.https}`, { headers: { ...auth, ...close }, connections: 32 });
+  await measure('HTTPS new conn (RSA)', 'nginx static', 'https://127.0.0.1:18483', { headers: close, connections: 32 });
+  await stop(srv.child);
+  await stop(nginx.child);
+  bare.close();
+
+  const cold = coldRender();
+  const get = (k: string) => results[k]?.rps ?? 0;
+  process.stdout.write(`\n${table(['scenario', 'server', 'req/s', 'p50 ms', 'p99 ms', 'errors'], rows)}\n\n`);
+  process.stdout.write(
+    `${table(
+      ['ratio', 'measured', 'target'],
+      [
+        ['HTTP keep-alive: edgeprov / bare node:http', ratio(get('HTTP keep-alive/edgeprov'), get('HTTP keep-alive/bare node:http')), '≥ 0.9'],
+        ['HTTP keep-alive: edgeprov / nginx', ratio(get('HTTP keep-alive/edgeprov'), get('HTTP keep-alive/nginx static')), '≥ 0.5'],
+        ['HTTPS keep-alive: edgeprov / nginx', ratio(get('HTTPS keep-alive/edgeprov'), get('HTTPS keep-alive/nginx static')), '≥ 0.4'],
+        ['HTTPS new conn ECDSA: edgeprov / nginx', ratio(get('HTTPS new conn (ECDSA)/edgeprov'), get('HTTPS new conn (ECDSA)/nginx static')), '≥ 0.4'],
+        ['HTTPS new conn: edgeprov ECDSA / RSA', ratio(get('HTTPS new conn (ECDSA)/edgeprov'), get('HTTPS new conn (RSA)/edgeprov')), '≥ 3'],
+      ],
+    )}\n\n`,
+  );
+  process.stdout.write(
+    `${table(
+      ['phone simulator storm (HTTPS, Digest, keep-alive)', 'value'],
+      [
+        ['phones booted', storm.phones],
+        ['requests', storm.requests],
+        ['requests/s', storm.rps],
+        ['p50 / p99 ms', `${storm.p50} / ${storm.p99}`],
+        ['errors (5xx, failed boots)', storm.errors],
+        [`peak RSS of edgeprov (${STORED} devices stored)`, `${rss} MB (target ≤ 250)`],
+        ['cold render, 300-parameter profile, one core', `${cold} configs/s (target ≥ 5000)`],
+      ],
+    )}\n`,
+  );
+}
+
+async function waitForPort(port: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    try {
+      await fetch(`http://127.0.0.1:${port}/`);
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  throw new Error(`nothing listens on ${port}`);
+}
+
+function startBare(body: Buffer): Promise<{ port: number; close: () => void }> {
+  // In this process (core 0 runs wrk), so pin it by running it as its own pinned child instead.
+  return startPinned(
+    SERVER_CORE,
+    process.execPath,
+    [
+      '-e',
+      `const b = Buffer.from(${JSON.stringify(body.toString('base64'))}, 'base64');
+       const s = require('node:http').createServer((q, r) => { r.writeHead(200, { 'Content-Type': 'application/xml', 'Content-Length': b.length, ETag: '"x"' }); r.end(b); });
+       s.keepAliveTimeout = 65000; s.listen(0, '127.0.0.1', () => console.log('bare ' + s.address().port));`,
+    ],
+    /bare \d+/,
+  ).then(({ child, output }) => ({ port: Number(/bare (\d+)/.exec(output())?.[1]), close: () => child.kill() }));
+}
+
+async function simulatorStorm(baseUrl: string, username: string, password: string, ca: string) {
+  const agent = keepAliveAgent(true, ca);
+  const started = performance.now();
+  const latencies: number[] = [];
+  let errors = 0;
+  let requests = 0;
+  let next = 0;
+  const worker = async () => {
+    for (;;) {
+      const i = next++;
+      if (i >= PHONES) return;
+      try {
+        const r = await bootPhone({ base: baseUrl, mac: mac(i), username, password, ca, agent });
+        requests += r.requests.length;
+        for (const q of r.requests) {
+          latencies.push(q.ms);
+          if (q.status >= 500) errors++;
+        }
+        if (r.master !== 'own') errors++;
+      } catch {
+        errors++;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: 200 }, worker));
+  const secs = (performance.now() - started) / 1000;
+  agent.destroy();
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number) => Math.round((latencies[Math.floor((latencies.length - 1) * p)] ?? 0) * 100) / 100;
+  return { phones: PHONES, requests, rps: Math.round(requests / secs), p50: pct(0.5), p99: pct(0.99), errors };
+}
+
+/** Configs rendered per second in this process (cache off: every call renders). */
+function coldRender(): number {
+  const catalogue = ParamCatalogue.load();
+  const tenant = { id: 't', name: 'Bench', slug: 'bench', provisioning: { key: 'k', username: 'u' }, settings: { allowBasicOverHttp: false, autoClaim: 'off' as const }, profileIds: ['p'], createdAt: '', updatedAt: '' };
+  const profile = { id: 'p', tenantId: 't', name: 'Big', description: '', params: params300(), createdAt: '', updatedAt: '' };
+  const input = (i: number): RenderInput => ({
+    tenant,
+    site: null,
+    groups: [],
+    device: { id: `d${i}`, tenantId: 't', mac: mac(i), model: 'VVX500', name: `P${i}`, siteId: null, groupIds: [], labels: [], lines: [{ index: 1, address: String(i) }], params: {}, profileIds: [], state: 'active', lastSeen: null, credentials: null, renderError: null, createdAt: '', updatedAt: '' },
+    profiles: new Map([['p', profile]]),
+    server: { host: 'h', httpBase: 'http://h/', httpsBase: 'https://h/' },
+  });
+  for (let i = 0; i < 200; i++) renderDevice(input(i), catalogue);
+  const n = 5000;
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) renderDevice(input(i), catalogue);
+  return Math.round(n / ((performance.now() - t0) / 1000));
+}
+
+await main();

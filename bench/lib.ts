@@ -1,0 +1,118 @@
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+/** Helpers shared by the benchmarks: processes pinned to cores, wrk runs, tables. */
+
+export const run = promisify(execFile);
+export const root = new URL('..', import.meta.url).pathname;
+
+export function requireTool(name: string, hint: string): void {
+  try {
+    execFileSync('which', [name], { stdio: 'ignore' });
+  } catch {
+    process.stderr.write(`bench needs ${name}: ${hint}\n`);
+    process.exit(2);
+  }
+}
+
+export const tempDir = (prefix: string): string => mkdtempSync(join(tmpdir(), prefix));
+
+/** Starts a process pinned to `core`; resolves once `ready` matches its output (at once without `ready`). */
+export function startPinned(core: number, cmd: string, args: string[], ready: RegExp | undefined, env: NodeJS.ProcessEnv = process.env): Promise<{ child: ChildProcess; output: () => string }> {
+  const child = spawn('taskset', ['-c', String(core), cmd, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  return new Promise((resolve, reject) => {
+    if (!ready) resolve({ child, output: () => out });
+    const onData = (b: Buffer) => {
+      out += b.toString();
+      if (out.length > 1_000_000) out = out.slice(-100_000);
+      if (ready?.test(out)) resolve({ child, output: () => out });
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`${cmd} exited ${code}: ${out.slice(-2000)}`)));
+  });
+}
+
+export async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const done = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await done;
+}
+
+/** Peak resident memory of a process, in MB (VmHWM). */
+export function peakRssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return Math.round(kb / 1024);
+}
+
+/** The pid of the real server under `taskset` and `node --import tsx` (its newest descendant). */
+export async function serverPid(child: ChildProcess): Promise<number> {
+  let pid = child.pid as number;
+  for (let i = 0; i < 5; i++) {
+    const kids = await run('pgrep', ['-P', String(pid)]).then((r) => r.stdout.trim().split('\n').filter(Boolean), () => [] as string[]);
+    if (kids.length === 0) return pid;
+    pid = Number(kids[kids.length - 1]);
+  }
+  return pid;
+}
+
+export interface WrkResult {
+  rps: number;
+  p50ms: number;
+  p99ms: number;
+  errors: number;
+  requests: number;
+}
+
+const unit = (v: string, u: string): number => Number(v) * (u === 'us' ? 0.001 : u === 's' ? 1000 : u === 'm' ? 60_000 : 1);
+
+/** One wrk run on core `core` over the given paths (round robin), with optional extra headers. */
+export async function wrk(opts: { core: number; url: string; paths: string[]; headers?: Record<string, string>; seconds: number; connections: number }): Promise<WrkResult> {
+  const dir = tempDir('edgeprov-wrk-');
+  const list = join(dir, 'paths.txt');
+  writeFileSync(list, opts.paths.join('\n') + '\n');
+  const script = join(dir, 'paths.lua');
+  writeFileSync(
+    script,
+    `local paths = {}
+local i = 0
+init = function(args) for line in io.lines(args[1]) do paths[#paths + 1] = line end end
+request = function()
+  i = i + 1
+  if i > #paths then i = 1 end
+  return wrk.format("GET", paths[i])
+end
+`,
+  );
+  const headerArgs = Object.entries(opts.headers ?? {}).flatMap(([k, v]) => ['-H', `${k}: ${v}`]);
+  const { stdout } = await run(
+    'taskset',
+    ['-c', String(opts.core), 'wrk', '-t1', `-c${opts.connections}`, `-d${opts.seconds}s`, '--latency', '-s', script, ...headerArgs, opts.url, '--', list],
+    { maxBuffer: 10_000_000 },
+  );
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1] ?? 0);
+  const lat = (pct: string): number => {
+    const m = new RegExp(`\\s${pct}%\\s+([\\d.]+)(us|ms|s|m)`).exec(stdout);
+    return m ? Math.round(unit(m[1] as string, m[2] as string) * 100) / 100 : NaN;
+  };
+  const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(stdout)?.[1] ?? 0);
+  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(stdout);
+  const sockErrors = sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0;
+  const requests = Number(/(\d+) requests in/.exec(stdout)?.[1] ?? 0);
+  return { rps: Math.round(rps), p50ms: lat('50'), p99ms: lat('99'), errors: non2xx + sockErrors, requests };
+}
+
+export function table(headers: string[], rows: Array<Array<string | number>>): string {
+  const all = [headers, ...rows.map((r) => r.map(String))];
+  const widths = headers.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i] as number)).join(' | ')} |`;
+  return [line(headers), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...all.slice(1).map(line)].join('\n');
+}
+
+export const ratio = (a: number, b: number): string => (b > 0 ? (a / b).toFixed(2) : 'n/a');

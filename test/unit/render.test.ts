@@ -1,0 +1,76 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { ParamCatalogue } from '../../src/profiles/catalogue.ts';
+import { RenderError, polycomXml, renderDevice, zoneOffsets, type RenderInput } from '../../src/profiles/render.ts';
+import { substitute, VariableError } from '../../src/profiles/variables.ts';
+import type { Device, Tenant } from '../../src/domain/types.ts';
+
+const catalogue = ParamCatalogue.load();
+const tenant: Tenant = { id: 't', name: 'Acme', slug: 'acme', provisioning: { key: 'k', username: 'u' }, settings: { allowBasicOverHttp: false, autoClaim: 'off' }, profileIds: ['p1'], createdAt: '', updatedAt: '' };
+const device: Device = { id: 'd', tenantId: 't', mac: '0004f2abcdef', model: 'VVX500', name: 'Desk', siteId: null, groupIds: [], labels: [], lines: [{ index: 1, address: '1001', authPassword: 'x"y' }], params: {}, profileIds: [], state: 'active', lastSeen: null, credentials: null, renderError: null, createdAt: '', updatedAt: '' };
+const input = (over: Partial<RenderInput> = {}): RenderInput => ({
+  tenant,
+  site: null,
+  groups: [],
+  device,
+  profiles: new Map([['p1', { id: 'p1', tenantId: 't', name: 'P', description: '', params: { 'lcl.ml.lang': '{{tenant.name}}' }, createdAt: '', updatedAt: '' }]]),
+  server: { host: 'h', httpBase: 'http://h/p/k/', httpsBase: 'https://h/p/k/' },
+  ...over,
+});
+
+test('values are escaped by the XML builder', () => {
+  const xml = polycomXml({ 'a.b': `<&>"'` });
+  assert.match(xml, /a\.b="&lt;&amp;&gt;&quot;&apos;"/);
+});
+
+test('strict variables: unknown or empty fail with the names', () => {
+  const vars = new Map<string, string | undefined>([['a.b', 'x'], ['a.empty', undefined]]);
+  assert.is(substitute('{{ a.b }}-{{a.b}}', vars, 'w'), 'x-x');
+  try {
+    substitute('{{a.c}} {{a.empty}} {{', vars, 'w');
+    assert.unreachable();
+  } catch (err) {
+    assert.instance(err, VariableError);
+    assert.is((err as VariableError).problems.length, 3);
+  }
+});
+
+test('a device render: lines become reg.N, variables resolve, defaults go to the shared file', () => {
+  const r = renderDevice(input(), catalogue);
+  const dev = r.files[0]!.body;
+  assert.match(dev, /reg\.1\.address="1001"/);
+  assert.match(dev, /reg\.1\.auth\.password="x&quot;y"/);
+  assert.match(dev, /lcl\.ml\.lang="Acme"/);
+  assert.not.match(dev, /prov\.polling/);
+  assert.match(r.files[1]!.body, /prov\.polling\.mode="random"/);
+});
+
+test('invalid known values fail; unknown names warn', () => {
+  const bad = input({ device: { ...device, params: { 'prov.polling.mode': 'often', 'reg.1.server.1.port': '0x10', 'my.param': '1' } } });
+  try {
+    renderDevice(bad, catalogue);
+    assert.unreachable();
+  } catch (err) {
+    assert.instance(err, RenderError);
+    assert.is((err as RenderError).problems.length, 2);
+  }
+  const warn = renderDevice(input({ device: { ...device, params: { 'my.param': '1' } } }), catalogue);
+  assert.is(warn.warnings.length, 1);
+});
+
+test('catalogue rules', () => {
+  assert.equal(catalogue.check('reg.12.server.2.transport', 'TLS'), { kind: 'ok' });
+  assert.is(catalogue.check('reg.1.server.1.transport', 'SCTP').kind, 'invalid');
+  assert.is(catalogue.check('prov.polling.period', '3599').kind, 'invalid');
+  assert.is(catalogue.check('prov.polling.time', '24:00').kind, 'invalid');
+  assert.is(catalogue.check('tcpIpApp.sntp.address', 'bad host!').kind, 'invalid');
+  assert.is(catalogue.check('nothing.known', 'x').kind, 'unknown');
+});
+
+test('time zone offsets', () => {
+  assert.equal(zoneOffsets('Europe/Berlin'), { standard: 3600, hasDst: true });
+  assert.equal(zoneOffsets('Asia/Kolkata'), { standard: 19800, hasDst: false });
+  assert.equal(zoneOffsets('America/New_York'), { standard: -18000, hasDst: true });
+});
+
+test.run();
