@@ -19,6 +19,7 @@ import { DeviceAuthenticator } from './server/http/device-auth.ts';
 import { createDeviceHandler } from './server/http/device-routes.ts';
 import { startHttp, type ListenerHandle } from './server/http/listener.ts';
 import { ensureTls, hardenSocket, tlsServerOptions, type TlsMaterial } from './server/tls.ts';
+import { startTftp, type TftpHandle } from './server/tftp/server.ts';
 import { openSqliteStore } from './store/sqlite.ts';
 import type { Store } from './store/store.ts';
 
@@ -50,6 +51,7 @@ export interface App {
 export interface RunningApp {
   readonly http: ListenerHandle | undefined;
   readonly https: ListenerHandle | undefined;
+  readonly tftp: TftpHandle | undefined;
 }
 
 export const databaseFile = (config: Config): string => join(config.dataDir, 'edgeprov.db');
@@ -170,13 +172,20 @@ export async function createApp(deps: AppDeps): Promise<App> {
         ports.https = httpsHandle.address.port;
         logger.info({ address: httpsHandle.address }, 'HTTPS listening');
       }
-      return { http: httpHandle, https: httpsHandle };
+      let tftpHandle: TftpHandle | undefined;
+      if (config.tftp.enabled) {
+        tftpHandle = await startTftp({ host: config.host, port: config.tftp.port }, { tree, logger });
+        handles.push({ address: tftpHandle.address, close: () => (tftpHandle as TftpHandle).close() });
+        logger.info({ address: tftpHandle.address }, 'TFTP listening');
+      }
+      return { http: httpHandle, https: httpsHandle, tftp: tftpHandle };
     },
     close() {
       closing ??= (async () => {
         await Promise.all(handles.map((h) => h.close()));
         await tree.close();
         await store.close();
+        accessLogger.flush();
       })();
       return closing;
     },

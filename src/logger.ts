@@ -36,9 +36,14 @@ export function createLogger(opts: LoggerOptions): Logger {
   );
 }
 
-/** The same lines without redaction, for access logs whose fields never hold secrets. */
+/**
+ * The same lines without redaction, for access logs whose fields never hold secrets. Written in
+ * 4 KB batches rather than one write per request (a boot storm makes tens of thousands a second);
+ * `flush()` it on shutdown.
+ */
 export function createAccessLogger(opts: LoggerOptions): Logger {
-  return pino({ level: opts.level, base: { svc: 'edgeprov' }, timestamp: pino.stdTimeFunctions.isoTime }, opts.destination ?? process.stdout);
+  const dest = opts.destination ?? pino.destination({ dest: 1, sync: false, minLength: 4096 });
+  return pino({ level: opts.level, base: { svc: 'edgeprov' }, timestamp: pino.stdTimeFunctions.isoTime }, dest);
 }
 
 /** A logger that drops everything; for tests that do not look at logs. */

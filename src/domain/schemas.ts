@@ -85,6 +85,7 @@ export const tenantSettingsSchema = z
   .object({
     allowBasicOverHttp: z.boolean().optional(),
     autoClaim: z.enum(['off', 'any', 'site-subnets']).optional(),
+    tftp: z.boolean().optional(),
   })
   .strict();
 

@@ -6,9 +6,11 @@ export interface TenantSettings {
   allowBasicOverHttp: boolean;
   /** What happens when an unknown MAC asks for its master file. @default "off" */
   autoClaim: 'off' | 'any' | 'site-subnets';
+  /** Serve this tenant's phones over TFTP (no credentials: by site subnet or key prefix). @default true */
+  tftp: boolean;
 }
 
-export const DEFAULT_TENANT_SETTINGS: TenantSettings = { allowBasicOverHttp: false, autoClaim: 'off' };
+export const DEFAULT_TENANT_SETTINGS: TenantSettings = { allowBasicOverHttp: false, autoClaim: 'off', tftp: true };
 
 export interface Tenant {
   id: string;

@@ -55,8 +55,9 @@ export function safeRelativePath(raw: string): string | undefined {
   return path.length <= MAX_PATH ? path : undefined;
 }
 
-const MAC = '([0-9a-fA-F]{12})';
 const DIRS = new Set<string>(Object.values(UPLOAD_DIRS));
+const MAC_SUFFIX = /^([0-9a-fA-F]{12})(?:-([a-z]+\.(?:cfg|xml|log)))?$/i;
+const MAC_CFG = /^([0-9a-fA-F]{12})(\.cfg)$/i;
 
 /** What a safe relative name refers to, or `undefined` when it is no file of the tree. */
 export function parseName(path: string): FileRef | undefined {
@@ -74,7 +75,7 @@ export function parseName(path: string): FileRef | undefined {
     if (lower === 'ca.crt') return { kind: 'ca' };
     if (lower === '000000000000-license.cfg' || lower === '000000000000-directory.xml') return { kind: 'optional', mac: null, name: lower };
   }
-  const m = name.match(new RegExp(`^${MAC}(?:-([a-z]+\\.(?:cfg|xml|log)))?$`, 'i')) ?? name.match(new RegExp(`^${MAC}(\\.cfg)$`, 'i'));
+  const m = MAC_SUFFIX.exec(name) ?? MAC_CFG.exec(name);
   if (!m?.[1]) return undefined;
   const mac = m[1].toLowerCase();
   if (mac === '000000000000') return undefined;

@@ -3,7 +3,7 @@ import { XMLValidator } from 'fast-xml-parser';
 import type { Clock } from '../clock.ts';
 import { AppError } from '../errors.ts';
 import type { Inventory } from '../domain/inventory.ts';
-import { cidrContains, parseCidr } from '../domain/net.ts';
+import { cidrContains, parseCidr, type Cidr } from '../domain/net.ts';
 import type { Device, Group, LastSeen, Profile, Site, Tenant } from '../domain/types.ts';
 import type { Logger } from '../logger.ts';
 import type { ParamCatalogue } from '../profiles/catalogue.ts';
@@ -118,6 +118,7 @@ export class ProvisioningTree {
   readonly #timer: NodeJS.Timeout;
   readonly #unsubscribe: () => void;
   readonly #tenants = new Map<string, { tenant: Tenant; secrets: TenantRow } | null>();
+  #subnets: Promise<Array<{ cidr: Cidr; tenant: Tenant }>> | undefined;
   readonly #bootstrapMaster = served(masterXml({ configFiles: [BOOTSTRAP_FILE], directories: DIRECTORIES }));
   readonly #bootstrap = served(renderBootstrap());
   #flushing: Promise<void> = Promise.resolve();
@@ -129,6 +130,7 @@ export class ProvisioningTree {
       this.#cache.invalidate(`${kind}:${id}`);
       this.#shared.invalidate(`${kind}:${id}`);
       if (kind === 'tenant') this.#tenants.clear();
+      if (kind === 'tenant' || kind === 'site') this.#subnets = undefined;
     });
     this.#timer = setInterval(() => void this.flushSeen(), deps.seenFlushMs ?? 2000);
     this.#timer.unref();
@@ -146,6 +148,26 @@ export class ProvisioningTree {
       this.#tenants.set(key, hit);
     }
     return hit ?? undefined;
+  }
+
+  /**
+   * The tenant whose site subnet holds `ip` (TFTP carries no credentials); the most specific
+   * subnet wins when tenants overlap.
+   */
+  async tenantForAddress(ip: string): Promise<Tenant | undefined> {
+    this.#subnets ??= (async () => {
+      const out: Array<{ cidr: Cidr; tenant: Tenant }> = [];
+      for (const tenant of (await this.deps.store.tenants.list({ limit: 1_000_000, offset: 0 })).items) {
+        for (const site of await this.deps.store.sites.all(tenant.id)) {
+          for (const s of site.subnets) {
+            const cidr = parseCidr(s);
+            if (cidr) out.push({ cidr, tenant });
+          }
+        }
+      }
+      return out.sort((a, b) => b.cidr.prefix - a.cidr.prefix);
+    })();
+    return (await this.#subnets).find((e) => cidrContains(e.cidr, ip))?.tenant;
   }
 
   /** A device's own provisioning credentials, if it has any. */

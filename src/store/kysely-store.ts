@@ -17,6 +17,7 @@ import type {
   UserWithSecret,
 } from '../domain/types.ts';
 import type { Role } from '../domain/roles.ts';
+import { DEFAULT_TENANT_SETTINGS } from '../domain/types.ts';
 import type { Database, DevicesTable, SitesTable, TenantsTable, TokensTable, UsersTable } from './schema.ts';
 import type {
   AssignmentRepo,
@@ -148,7 +149,7 @@ function tenantFromRow(r: TenantsTable, profileIds: string[]): Tenant {
     name: r.name,
     slug: r.slug,
     provisioning: { key: r.prov_key, username: r.prov_username },
-    settings: parse(r.settings),
+    settings: { ...DEFAULT_TENANT_SETTINGS, ...parse<object>(r.settings) },
     profileIds,
     createdAt: r.created_at,
     updatedAt: r.updated_at,

@@ -10,6 +10,7 @@ export interface TestServer {
   base: string;
   /** `https://127.0.0.1:<port>` when HTTPS is on. */
   httpsBase: string | undefined;
+  tftpPort: number | undefined;
   dataDir: string;
   /** JSON request against the running server; `token` becomes a bearer header. */
   call(method: string, path: string, opts?: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string> }): Promise<{
@@ -29,7 +30,7 @@ export async function startServer(overrides: Record<string, string> = {}): Promi
   const dataDir = tempDir();
   const config = loadConfig({
     env: {},
-    flags: { 'data-dir': dataDir, host: '127.0.0.1', 'http-port': '0', 'auth-scrypt-cost': '1024', 'https-enabled': 'false', ...overrides },
+    flags: { 'data-dir': dataDir, host: '127.0.0.1', 'http-port': '0', 'auth-scrypt-cost': '1024', 'https-enabled': 'false', 'tftp-enabled': 'false', ...overrides },
   });
   const app = await createApp({ config, logger: process.env.DBG ? createLogger({ level: 'debug' }) : silentLogger() });
   const running = await app.listen();
@@ -39,6 +40,7 @@ export async function startServer(overrides: Record<string, string> = {}): Promi
     app,
     base,
     httpsBase,
+    tftpPort: running.tftp?.address.port,
     dataDir,
     async call(method, path, opts = {}) {
       const headers: Record<string, string> = { ...opts.headers };

@@ -142,6 +142,10 @@ export function createDeviceHandler(deps: DeviceRoutesDeps): DeviceHandler {
     }
   }
 
+  // Request ids on the hot path: a per-process prefix and a counter (randomUUID costs more).
+  const idPrefix = randomUUID().slice(0, 8);
+  let idCounter = 0;
+
   return (req, res) => {
     const target = req.url ?? '/';
     let key: string | undefined;
@@ -162,7 +166,7 @@ export function createDeviceHandler(deps: DeviceRoutesDeps): DeviceHandler {
     }
     const started = performance.now();
     const given = req.headers['x-request-id'];
-    const requestId = typeof given === 'string' && /^[A-Za-z0-9._-]{1,100}$/.test(given) ? given : randomUUID();
+    const requestId = typeof given === 'string' && /^[A-Za-z0-9._-]{1,100}$/.test(given) ? given : `${idPrefix}-${(++idCounter).toString(36)}`;
     res.setHeader('X-Request-Id', requestId);
     const raw = req.socket.remoteAddress ?? '';
     const ip = raw.startsWith('::ffff:') ? raw.slice(7) : raw;

@@ -25,7 +25,7 @@ export const tenantView = z
     name: z.string(),
     slug: z.string(),
     provisioning: z.object({ key: z.string(), username: z.string() }),
-    settings: z.object({ allowBasicOverHttp: z.boolean(), autoClaim: z.enum(['off', 'any', 'site-subnets']) }),
+    settings: z.object({ allowBasicOverHttp: z.boolean(), autoClaim: z.enum(['off', 'any', 'site-subnets']), tftp: z.boolean() }),
     profileIds: z.array(z.string()),
     createdAt: time,
     updatedAt: time,

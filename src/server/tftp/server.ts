@@ -1,0 +1,205 @@
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import type { AddressInfo } from 'node:net';
+import { isIPv6 } from 'node:net';
+import type { Logger } from '../../logger.ts';
+import { safeRelativePath } from '../../provisioning/names.ts';
+import type { ProvisioningTree, Requester } from '../../provisioning/tree.ts';
+import * as P from './packet.ts';
+import { ReadSession, WriteSession, negotiate } from './session.ts';
+
+/**
+ * The TFTP listener: a module of our own (the `tftp` package offers no windowsize and no hook for
+ * a virtual tree). Each transfer gets its own socket (TID, RFC 1350 §4) and reads the same
+ * provisioning tree as HTTP, so a phone gets the same bytes either way.
+ */
+export interface TftpOptions {
+  host: string;
+  port: number;
+  /** Transfers at once; beyond it a request gets an error packet. @default 500 */
+  maxSessions?: number;
+  /** Retransmission timeout unless the client negotiates one. @default 1000 */
+  timeoutMs?: number;
+  /** Largest blksize granted. @default 8192 */
+  maxBlksize?: number;
+}
+
+export interface TftpHandle {
+  readonly address: AddressInfo;
+  readonly sessions: () => number;
+  close(): Promise<void>;
+}
+
+export async function startTftp(opts: TftpOptions, deps: { tree: ProvisioningTree; logger: Logger }): Promise<TftpHandle> {
+  const { tree, logger } = deps;
+  const family = isIPv6(opts.host) ? 'udp6' : 'udp4';
+  const main = createSocket({ type: family, reuseAddr: false });
+  const maxSessions = opts.maxSessions ?? 500;
+  const defaults = { timeoutMs: opts.timeoutMs ?? 1000, maxBlksize: Math.min(opts.maxBlksize ?? 8192, 65464) };
+  const live = new Set<{ abort(): void }>();
+  let closing = false;
+
+  const reply = (sock: Socket, to: RemoteInfo, buf: Buffer) => sock.send(buf, to.port, to.address, () => undefined);
+
+  async function onRequest(p: Extract<P.Packet, { op: 'RRQ' | 'WRQ' }>, from: RemoteInfo): Promise<void> {
+    if (live.size >= maxSessions) {
+      reply(main, from, P.error(P.ERR.notDefined, 'server busy: too many transfers, try again'));
+      return;
+    }
+    // `<key>/<name>` picks a tenant by its provisioning key; a bare name, by the phone's subnet.
+    const name = p.filename.replace(/^\/+/, '');
+    const path = safeRelativePath(name.split('/').map(encodeURIComponent).join('/'));
+    if (!path) {
+      reply(main, from, P.error(P.ERR.accessViolation, 'illegal file name'));
+      return;
+    }
+    const ip = from.address.startsWith('::ffff:') ? from.address.slice(7) : from.address;
+    let tenant = await tree.tenantForAddress(ip);
+    let rel = path;
+    const slash = path.indexOf('/');
+    if (slash > 0) {
+      const byKey = await tree.tenantByKey(path.slice(0, slash));
+      if (byKey) {
+        tenant = byKey.tenant;
+        rel = path.slice(slash + 1);
+      }
+    }
+    if (!tenant || !tenant.settings.tftp) {
+      reply(main, from, P.error(P.ERR.fileNotFound, 'file not found'));
+      return;
+    }
+    const requester: Requester = { tenant, ip, userAgent: undefined, protocol: 'tftp', auth: { kind: 'none' } };
+
+    const sock = createSocket({ type: family });
+    await new Promise<void>((resolve, reject) => {
+      sock.once('error', reject);
+      sock.bind(0, opts.host, () => {
+        sock.off('error', reject);
+        resolve();
+      });
+    });
+    sock.on('error', (err) => logger.debug({ err }, 'tftp session socket error'));
+    // Closing waits for sends still in flight: the last ACK or an ERROR must not be dropped.
+    let inFlight = 0;
+    let closeAsked = false;
+    const closeNow = () => {
+      try {
+        sock.close();
+      } catch {
+        // already closed
+      }
+    };
+    const transport = {
+      send: (buf: Buffer) => {
+        inFlight++;
+        sock.send(buf, from.port, from.address, () => {
+          inFlight--;
+          if (closeAsked && inFlight === 0) closeNow();
+        });
+      },
+      close: () => {
+        closeAsked = true;
+        if (inFlight === 0) closeNow();
+      },
+    };
+
+    if (p.op === 'RRQ') {
+      const r = await tree.read(requester, rel);
+      if (r.kind !== 'file') {
+        transport.send(r.kind === 'not_found' ? P.error(P.ERR.fileNotFound, 'file not found') : P.error(P.ERR.notDefined, 'not available yet, try again later'));
+        transport.close();
+        return;
+      }
+      const n = negotiate(p.options, r.body.length, defaults);
+      const s = new ReadSession(transport, r.body, n, (end) => {
+        live.delete(s);
+        if (!end.ok) logger.info({ ip, file: rel, reason: end.reason }, 'tftp read ended early');
+      });
+      live.add(s);
+      bindSession(sock, from, s);
+      s.start();
+      return;
+    }
+
+    const limit = tree.uploadLimit(rel);
+    if (!limit) {
+      transport.send(P.error(P.ERR.accessViolation, 'writing this file is not allowed'));
+      transport.close();
+      return;
+    }
+    const size = p.options.get('tsize');
+    if (size !== undefined && /^\d+$/.test(size) && Number(size) > limit.maxBytes) {
+      transport.send(P.error(P.ERR.diskFull, `upload larger than ${limit.maxBytes} bytes`));
+      transport.close();
+      return;
+    }
+    const n = negotiate(p.options, size !== undefined && /^\d+$/.test(size) ? Number(size) : undefined, defaults);
+    const commit = async (body: Buffer): Promise<string | undefined> => {
+      const res = await tree.write(requester, rel, body);
+      if (res.kind === 'stored') return undefined;
+      logger.info({ ip, file: rel, result: res.kind }, 'tftp upload refused');
+      return res.kind === 'bad' ? res.message : res.kind === 'too_large' ? 'file too large' : 'not allowed';
+    };
+    const w = new WriteSession(transport, n, limit.maxBytes, commit, (end) => {
+      live.delete(w);
+      if (!end.ok) logger.info({ ip, file: rel, reason: end.reason }, 'tftp write ended early');
+    });
+    live.add(w);
+    bindSession(sock, from, w);
+    w.start();
+  }
+
+  function bindSession(sock: Socket, peer: RemoteInfo, s: { onPacket(p: P.Packet): void }): void {
+    sock.on('message', (msg, rinfo) => {
+      if (rinfo.address !== peer.address || rinfo.port !== peer.port) {
+        reply(sock, rinfo, P.error(P.ERR.unknownTid, 'unknown transfer ID'));
+        return;
+      }
+      let p: P.Packet;
+      try {
+        p = P.parse(msg);
+      } catch {
+        return; // a garbled packet in a transfer is dropped; the retransmission timer recovers
+      }
+      s.onPacket(p);
+    });
+  }
+
+  main.on('message', (msg, from) => {
+    if (closing) return;
+    let p: P.Packet;
+    try {
+      p = P.parse(msg);
+    } catch (err) {
+      if (msg.length >= 2) reply(main, from, P.error(P.ERR.illegalOperation, (err as Error).message));
+      return;
+    }
+    if (p.op !== 'RRQ' && p.op !== 'WRQ') return; // stray DATA/ACK/ERROR to the listening port
+    onRequest(p, from).catch((err: unknown) => {
+      logger.error({ err }, 'tftp request failed');
+      reply(main, from, P.error(P.ERR.notDefined, 'internal error'));
+    });
+  });
+  main.on('error', (err) => logger.warn({ err }, 'tftp socket error'));
+
+  await new Promise<void>((resolve, reject) => {
+    main.once('error', reject);
+    main.bind(opts.port, opts.host, () => {
+      main.off('error', reject);
+      resolve();
+    });
+  });
+
+  let closed: Promise<void> | undefined;
+  return {
+    address: main.address(),
+    sessions: () => live.size,
+    close() {
+      closed ??= new Promise<void>((resolve) => {
+        closing = true;
+        for (const s of [...live]) s.abort();
+        main.close(() => resolve());
+      });
+      return closed;
+    },
+  };
+}

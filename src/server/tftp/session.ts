@@ -1,0 +1,240 @@
+import * as P from './packet.ts';
+
+/**
+ * One TFTP transfer as a state machine over a two-method transport. Reads send blocks in windows
+ * (RFC 7440) and retransmit from the last acknowledged block on timeout; duplicate ACKs are ignored
+ * (no Sorcerer's Apprentice); writes collect DATA up to a size cap. Timers are owned and cleared.
+ */
+export interface Transport {
+  send(buf: Buffer): void;
+  close(): void;
+}
+
+export interface Negotiated {
+  blksize: number;
+  windowsize: number;
+  timeoutMs: number;
+  /** Options to acknowledge in an OACK (empty: plain RFC 1350 transfer). */
+  ack: Map<string, string>;
+}
+
+const DEFAULT_BLKSIZE = 512;
+const MAX_RETRIES = 5;
+
+/**
+ * Options a request asks for, clamped to what we serve (RFC 2347/2348/2349/7440). Unknown or
+ * unparsable options are left out of the OACK, not refused — as tftpd-hpa does.
+ */
+export function negotiate(options: Map<string, string>, size: number | undefined, defaults: { timeoutMs: number; maxBlksize: number }): Negotiated {
+  const ack = new Map<string, string>();
+  let blksize = DEFAULT_BLKSIZE;
+  let windowsize = 1;
+  let timeoutMs = defaults.timeoutMs;
+  const int = (v: string | undefined): number | undefined => (v !== undefined && /^\d{1,6}$/.test(v) ? Number(v) : undefined);
+  const b = int(options.get('blksize'));
+  if (b !== undefined && b >= 8) {
+    blksize = Math.min(b, defaults.maxBlksize);
+    ack.set('blksize', String(blksize));
+  }
+  const w = int(options.get('windowsize'));
+  if (w !== undefined && w >= 1) {
+    windowsize = Math.min(w, 64);
+    ack.set('windowsize', String(windowsize));
+  }
+  const t = int(options.get('timeout'));
+  if (t !== undefined && t >= 1 && t <= 255) {
+    timeoutMs = t * 1000;
+    ack.set('timeout', String(t));
+  }
+  if (options.has('tsize') && int(options.get('tsize')) !== undefined && size !== undefined) ack.set('tsize', String(size));
+  return { blksize, windowsize, timeoutMs, ack };
+}
+
+export type SessionEnd = { ok: true } | { ok: false; reason: string };
+
+/** Sends `body` to one client. */
+export class ReadSession {
+  #acked = 0; // highest block the client confirmed (0 = none, or the OACK)
+  #sent = 0;
+  #retries = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #done = false;
+  /** After an OACK, the client's ACK of block 0 starts the data (RFC 2347). */
+  #awaitingOackAck = false;
+  readonly #blocks: number;
+
+  constructor(
+    private readonly t: Transport,
+    private readonly body: Buffer,
+    private readonly n: Negotiated,
+    private readonly onEnd: (end: SessionEnd) => void,
+  ) {
+    // A file that is an exact multiple of blksize ends with an empty block.
+    this.#blocks = Math.floor(body.length / n.blksize) + 1;
+  }
+
+  start(): void {
+    if (this.n.ack.size > 0) {
+      this.#awaitingOackAck = true;
+      this.t.send(P.oack(this.n.ack));
+      this.#arm();
+    } else {
+      this.#sendWindow();
+    }
+  }
+
+  #block(i: number): Buffer {
+    const from = (i - 1) * this.n.blksize;
+    return P.data(i, this.body.subarray(from, Math.min(from + this.n.blksize, this.body.length)));
+  }
+
+  #sendWindow(): void {
+    const last = Math.min(this.#acked + this.n.windowsize, this.#blocks);
+    for (let i = this.#acked + 1; i <= last; i++) this.t.send(this.#block(i));
+    this.#sent = last;
+    this.#arm();
+  }
+
+  #arm(): void {
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => this.#timeout(), this.n.timeoutMs);
+  }
+
+  #timeout(): void {
+    if (this.#done) return;
+    if (++this.#retries > MAX_RETRIES) return this.#finish({ ok: false, reason: 'client stopped answering' });
+    if (this.#awaitingOackAck) {
+      this.t.send(P.oack(this.n.ack));
+      this.#arm();
+    } else {
+      this.#sendWindow();
+    }
+  }
+
+  /** A packet from the client's TID. */
+  onPacket(p: P.Packet): void {
+    if (this.#done) return;
+    if (p.op === 'ERROR') return this.#finish({ ok: false, reason: `client error ${p.code}: ${p.message}` });
+    if (p.op !== 'ACK') {
+      this.t.send(P.error(P.ERR.illegalOperation, 'expected ACK'));
+      return this.#finish({ ok: false, reason: `unexpected ${p.op}` });
+    }
+    if (this.#awaitingOackAck) {
+      if (p.block !== 0) return;
+      this.#awaitingOackAck = false;
+      this.#retries = 0;
+      return this.#sendWindow();
+    }
+    // Block numbers wrap at 65536; map the 16-bit ACK onto the window we sent.
+    const base = this.#acked;
+    const delta = (p.block - (base & 0xffff) + 0x10000) & 0xffff;
+    if (delta === 0 || base + delta > this.#sent) return; // duplicate or stale ACK: ignore
+    this.#acked = base + delta;
+    this.#retries = 0;
+    if (this.#acked >= this.#blocks) return this.#finish({ ok: true });
+    if (this.#acked === this.#sent) this.#sendWindow();
+    else this.#arm();
+  }
+
+  #finish(end: SessionEnd): void {
+    this.#done = true;
+    clearTimeout(this.#timer);
+    this.t.close();
+    this.onEnd(end);
+  }
+
+  /** Ends the transfer at once (server shutdown). */
+  abort(): void {
+    if (!this.#done) this.#finish({ ok: false, reason: 'server closing' });
+  }
+}
+
+/**
+ * Receives one upload, up to `maxBytes`. The last block is acknowledged only once `commit` has
+ * stored the file, so a client that sees the final ACK knows it was kept; a refusal becomes an
+ * ERROR packet instead.
+ */
+export class WriteSession {
+  #expect = 1;
+  #chunks: Buffer[] = [];
+  #size = 0;
+  #retries = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #done = false;
+
+  constructor(
+    private readonly t: Transport,
+    private readonly n: Negotiated,
+    private readonly maxBytes: number,
+    private readonly commit: (body: Buffer) => Promise<string | undefined>,
+    private readonly onEnd: (end: SessionEnd) => void,
+  ) {}
+
+  start(): void {
+    this.t.send(this.n.ack.size > 0 ? P.oack(this.n.ack) : P.ack(0));
+    this.#arm();
+  }
+
+  #arm(): void {
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      if (++this.#retries > MAX_RETRIES) return this.#finish({ ok: false, reason: 'client stopped sending' });
+      this.t.send(this.#expect === 1 && this.n.ack.size > 0 ? P.oack(this.n.ack) : P.ack(this.#expect - 1));
+      this.#arm();
+    }, this.n.timeoutMs);
+  }
+
+  onPacket(p: P.Packet): void {
+    if (this.#done) return;
+    if (p.op === 'ERROR') return this.#finish({ ok: false, reason: `client error ${p.code}` });
+    if (p.op !== 'DATA') {
+      this.t.send(P.error(P.ERR.illegalOperation, 'expected DATA'));
+      return this.#finish({ ok: false, reason: `unexpected ${p.op}` });
+    }
+    if (p.block !== (this.#expect & 0xffff)) {
+      this.t.send(P.ack((this.#expect - 1) & 0xffff)); // re-acknowledge what we have
+      return;
+    }
+    if (p.data.length > this.n.blksize) {
+      this.t.send(P.error(P.ERR.illegalOperation, 'block larger than negotiated'));
+      return this.#finish({ ok: false, reason: 'oversize block' });
+    }
+    this.#size += p.data.length;
+    if (this.#size > this.maxBytes) {
+      this.t.send(P.error(P.ERR.diskFull, `upload larger than ${this.maxBytes} bytes`));
+      return this.#finish({ ok: false, reason: 'too large' });
+    }
+    this.#chunks.push(Buffer.from(p.data));
+    this.#expect++;
+    this.#retries = 0;
+    if (p.data.length < this.n.blksize) {
+      clearTimeout(this.#timer);
+      this.#done = true;
+      const block = p.block;
+      this.commit(Buffer.concat(this.#chunks, this.#size)).then(
+        (refusal) => {
+          this.t.send(refusal ? P.error(P.ERR.accessViolation, refusal) : P.ack(block));
+          this.#finish(refusal ? { ok: false, reason: refusal } : { ok: true });
+        },
+        () => {
+          this.t.send(P.error(P.ERR.notDefined, 'could not store the file'));
+          this.#finish({ ok: false, reason: 'store failed' });
+        },
+      );
+      return;
+    }
+    this.t.send(P.ack(p.block));
+    this.#arm();
+  }
+
+  #finish(end: SessionEnd): void {
+    this.#done = true;
+    clearTimeout(this.#timer);
+    this.t.close();
+    this.onEnd(end);
+  }
+
+  abort(): void {
+    if (!this.#done) this.#finish({ ok: false, reason: 'server closing' });
+  }
+}
