@@ -28,6 +28,8 @@ export interface RenderInput {
   /** Every profile the tenant, site, groups and device refer to, by id. */
   profiles: ReadonlyMap<string, Profile>;
   server: ServerInfo;
+  /** The tenant's shared defaults.cfg, when the caller has it cached already. */
+  defaultsXml?: string;
 }
 
 export interface ExplainEntry {
@@ -213,7 +215,7 @@ export function layersFor(input: RenderInput): Layer[] {
     layers.push({ kind: 'site', source: `site "${site.name}" settings`, params: siteParams(site) });
     profileLayers('site', site.profileIds, `site "${site.name}"`);
   }
-  for (const g of [...groups].sort((a, b) => a.name.localeCompare(b.name))) profileLayers('group', g.profileIds, `group "${g.name}"`);
+  for (const g of [...groups].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) profileLayers('group', g.profileIds, `group "${g.name}"`);
   profileLayers('device-profile', device.profileIds, 'device');
   if (device.lines.length) layers.push({ kind: 'device', source: 'device lines', params: lineParams(device) });
   if (Object.keys(device.params).length) layers.push({ kind: 'device', source: 'device parameters', params: device.params });
@@ -261,9 +263,9 @@ export function renderDevice(input: RenderInput, catalogue: ParamCatalogue): Dev
   }
   if (problems.length) throw new RenderError(problems);
 
-  const explain = [...winners.values()].sort((a, b) => a.name.localeCompare(b.name));
+  const explain = [...winners.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const deviceParams = Object.fromEntries(explain.filter((e) => e.layer !== 'defaults').map((e) => [e.name, e.value]));
-  const defaults = renderDefaults(input.tenant, input.server);
+  const defaults = input.defaultsXml ?? renderDefaults(input.tenant, input.server);
   return {
     files: [
       { name: deviceFile, body: polycomXml(deviceParams, `edgeprov: ${input.device.mac}`), contentType: 'application/xml' },
