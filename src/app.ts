@@ -42,6 +42,8 @@ export interface App {
   readonly logger: Logger;
   readonly http: Hono<HttpEnv>;
   readonly tls: TlsMaterial | undefined;
+  /** Where a tenant's phones provision (URLs, credentials, DHCP values). */
+  provisioningInfo(tenantId: string): Promise<ProvisioningInfo>;
   /** Binds the configured listeners. */
   listen(): Promise<RunningApp>;
   /** Closes listeners (if bound), flushes pending writes and closes the store. Idempotent. */
@@ -154,6 +156,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     logger,
     http,
     tls,
+    provisioningInfo,
     async listen() {
       let httpHandle: ListenerHandle | undefined;
       let httpsHandle: ListenerHandle | undefined;

@@ -13,6 +13,8 @@ Commands:
   init --email E [--password P | --password-stdin] [--name N]
                                 create the first system administrator on an empty database
   config                        print the effective configuration, secrets masked
+  dhcp-snippet --tenant T --site S --server isc|kea|dnsmasq|windows|mikrotik [--polycom-only]
+                                DHCP server configuration for a site's option 160/66
   phone-sim --url BASE --mac M [--user U --password P] [--ca FILE] [--model VVX500]
                                 boot one simulated Polycom phone against a provisioning base URL
   help                          this text
@@ -34,6 +36,7 @@ const COMMAND_FLAGS: Record<string, { values: string[]; switches: string[] }> = 
   init: { values: ['email', 'password', 'name'], switches: ['password-stdin'] },
   config: { values: [], switches: [] },
   help: { values: [], switches: [] },
+  'dhcp-snippet': { values: ['tenant', 'site', 'server'], switches: ['polycom-only', 'no-credentials'] },
   'phone-sim': { values: ['url', 'mac', 'user', 'password', 'ca', 'model', 'firmware'], switches: [] },
 };
 
@@ -126,6 +129,8 @@ export async function main(argv: string[], io: MainIo = defaultIo()): Promise<nu
       return 0;
     case 'init':
       return runInit(config, args.own, io);
+    case 'dhcp-snippet':
+      return runDhcpSnippet(config, args.own, io);
     default:
       return runServe(config, io);
   }
@@ -155,6 +160,35 @@ async function runInit(config: Config, own: Record<string, string | true>, io: M
       return 1;
     }
     throw err;
+  } finally {
+    await app.close();
+  }
+}
+
+async function runDhcpSnippet(config: Config, own: Record<string, string | true>, io: MainIo): Promise<number> {
+  const { DHCP_SERVERS, dhcpSnippet } = await import('./provisioning/dhcp-snippets.ts');
+  const server = own.server;
+  if (typeof own.tenant !== 'string' || typeof own.site !== 'string' || typeof server !== 'string' || !(DHCP_SERVERS as readonly string[]).includes(server)) {
+    io.stderr(`edgeprov: dhcp-snippet needs --tenant, --site and --server (${DHCP_SERVERS.join(', ')})\n`);
+    return 2;
+  }
+  const app = await createApp({ config, logger: createLogger({ level: 'warn' }) });
+  try {
+    const tenant = (await app.store.tenants.getBySlug(own.tenant)) ?? (await app.store.tenants.get(own.tenant));
+    if (!tenant) {
+      io.stderr(`edgeprov: no tenant "${own.tenant}" (slug or id)\n`);
+      return 1;
+    }
+    const sites = await app.store.sites.all(tenant.id);
+    const site = sites.find((s) => s.id === own.site || s.name.toLowerCase() === (own.site as string).toLowerCase());
+    if (!site) {
+      io.stderr(`edgeprov: tenant ${tenant.slug} has no site "${own.site}" (name or id)\n`);
+      return 1;
+    }
+    const info = await app.provisioningInfo(tenant.id);
+    const url = own['no-credentials'] ? info.dhcp.option160WithoutCredentials : info.dhcp.option160;
+    io.stdout(dhcpSnippet(server as (typeof DHCP_SERVERS)[number], { tenant, site, url, polycomOnly: own['polycom-only'] === true }));
+    return 0;
   } finally {
     await app.close();
   }

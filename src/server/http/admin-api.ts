@@ -22,6 +22,7 @@ import {
 import { DEVICE_STATES } from '../../domain/types.ts';
 import { AppError, invalid, notFound } from '../../errors.ts';
 import { bodyLimit } from 'hono/body-limit';
+import { DHCP_SERVERS, dhcpSnippet } from '../../provisioning/dhcp-snippets.ts';
 import type { ProvisioningTree } from '../../provisioning/tree.ts';
 import type { UploadStore } from '../../provisioning/uploads.ts';
 import { authenticate, authorize, visibleTenants, type Access } from './auth.ts';
@@ -314,6 +315,35 @@ export function createAdminApi(deps: AdminApiDeps): OpenAPIHono<HttpEnv> {
       const p = c.req.valid('param');
       await inventory.deleteSite(p.tenantId, p.siteId);
       return c.body(null, 204);
+    },
+  );
+
+  api.openapi(
+    op('provisioning:read', {
+      method: 'get',
+      path: '/tenants/{tenantId}/sites/{siteId}/dhcp',
+      operationId: 'getSiteDhcpSnippet',
+      tags: ['provisioning'],
+      summary: 'Configuration for an existing DHCP server: option 160 and 66 with this site’s provisioning URL',
+      request: {
+        params: siteParams,
+        query: z.object({
+          server: z.enum(DHCP_SERVERS).default('isc'),
+          polycomOnly: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+          /** Put the provisioning credentials into the URL. @default true */
+          credentials: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+        }),
+      },
+      responses: { 200: { description: 'The snippet', content: { 'text/plain': { schema: z.string() } } } },
+    }),
+    async (c) => {
+      const p = c.req.valid('param');
+      const q = c.req.valid('query');
+      const site = await inventory.getSite(p.tenantId, p.siteId);
+      const tenant = await inventory.getTenant(p.tenantId);
+      const info = await deps.provisioningInfo(p.tenantId);
+      const url = q.credentials ? info.dhcp.option160 : info.dhcp.option160WithoutCredentials;
+      return c.text(dhcpSnippet(q.server, { tenant, site, url, polycomOnly: q.polycomOnly }), 200);
     },
   );
 
