@@ -5,6 +5,7 @@ import type { TLSSocket } from 'node:tls';
 import { systemClock, type Clock } from './clock.ts';
 import type { Config } from './config.ts';
 import { Accounts } from './domain/accounts.ts';
+import { Auditor } from './domain/audit.ts';
 import { Inventory } from './domain/inventory.ts';
 import type { Tenant } from './domain/types.ts';
 import { createAccessLogger, createLogger, type Logger } from './logger.ts';
@@ -39,6 +40,7 @@ export interface App {
   readonly inventory: Inventory;
   readonly accounts: Accounts;
   readonly tree: ProvisioningTree;
+  readonly auditor: Auditor;
   readonly logger: Logger;
   readonly http: Hono<HttpEnv>;
   readonly tls: TlsMaterial | undefined;
@@ -91,6 +93,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     httpsBase: base('https', tenant.provisioning.key),
   });
 
+  const auditor = new Auditor({ store, clock, logger });
   const uploads = new UploadStore(join(config.dataDir, 'uploads'));
   const tree = new ProvisioningTree({
     store,
@@ -132,6 +135,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     uploads,
     provisioningInfo,
     rotationGraceSeconds: config.provisioning.rotationGraceSeconds,
+    auditor,
     maxPageSize: config.api.maxPageSize,
     maxBodyBytes: config.api.maxBodyBytes,
   });
@@ -153,6 +157,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     inventory,
     accounts,
     tree,
+    auditor,
     logger,
     http,
     tls,

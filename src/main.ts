@@ -151,6 +151,7 @@ async function runInit(config: Config, own: Record<string, string | true>, io: M
   const app = await createApp({ config, logger: createLogger({ level: 'warn' }) });
   try {
     const user = await app.accounts.init({ email, password, ...(typeof own.name === 'string' && { name: own.name }) });
+    await app.auditor.record({ tenantId: null, actorId: null, actor: 'cli', ip: null, action: 'cli.init', target: 'users', outcome: 'success', after: user });
     io.stdout(`created system administrator ${user.email} (id ${user.id})\n`);
     return 0;
   } catch (err) {

@@ -27,6 +27,8 @@ export const PERMISSIONS = [
   'users:read',
   'users:write',
   'tokens:own',
+  'audit:read',
+  'audit:system',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
@@ -35,7 +37,7 @@ const WRITE_DEVICES: Permission[] = ['sites:write', 'groups:write', 'devices:wri
 
 export const ROLE_PERMISSIONS: Readonly<Record<Role, ReadonlySet<Permission>>> = {
   'system-admin': new Set(PERMISSIONS),
-  'tenant-admin': new Set([...READ_DEVICES, ...WRITE_DEVICES, 'tenant:update', 'provisioning:rotate', 'users:read', 'users:write']),
+  'tenant-admin': new Set([...READ_DEVICES, ...WRITE_DEVICES, 'tenant:update', 'provisioning:rotate', 'users:read', 'users:write', 'audit:read']),
   'device-admin': new Set([...READ_DEVICES, ...WRITE_DEVICES]),
   'device-operator': new Set(READ_DEVICES),
 };

@@ -175,3 +175,22 @@ export interface PageRequest {
 
 /** Where a profile can be assigned. */
 export type AssignmentTarget = 'tenant' | 'site' | 'group' | 'device';
+
+/** One entry of the append-only audit trail. */
+export interface AuditEvent {
+  seq: number;
+  at: string;
+  /** `null`: a system-wide event (tenants created or deleted, sign-ins of system administrators). */
+  tenantId: string | null;
+  actorId: string | null;
+  /** Email of the user, `cli`, or the email tried in a failed sign-in. */
+  actor: string;
+  ip: string | null;
+  /** The API operation (`updateDevice` …), `signIn`, `signInFailed`, `cli.init` … */
+  action: string;
+  target: string;
+  outcome: 'success' | 'failure';
+  /** State before and after, secrets masked. */
+  before: unknown;
+  after: unknown;
+}

@@ -2,6 +2,7 @@ import { type Kysely, type SelectQueryBuilder, type Transaction, sql } from 'kys
 import { AppError } from '../errors.ts';
 import type {
   AssignmentTarget,
+  AuditEvent,
   Device,
   DeviceState,
   Group,
@@ -28,6 +29,8 @@ import type {
   GroupRow,
   ProfileRepo,
   ProfileRow,
+  AuditFilter,
+  AuditRepo,
   RenderedFile,
   RenderedRepo,
   SiteRepo,
@@ -659,6 +662,56 @@ class Devices implements DeviceRepo {
   }
 }
 
+class Audit implements AuditRepo {
+  constructor(private readonly db: Db) {}
+
+  async append(e: Omit<AuditEvent, 'seq'>): Promise<void> {
+    await this.db
+      .insertInto('audit_events')
+      .values({
+        at: e.at,
+        tenant_id: e.tenantId,
+        actor_id: e.actorId,
+        actor: e.actor,
+        ip: e.ip,
+        action: e.action,
+        target: e.target,
+        outcome: e.outcome,
+        before: e.before === undefined || e.before === null ? null : json(e.before),
+        after: e.after === undefined || e.after === null ? null : json(e.after),
+      })
+      .execute();
+  }
+
+  async list(tenantId: string | null, f: AuditFilter, page: PageRequest): Promise<Page<AuditEvent>> {
+    let qb = this.db.selectFrom('audit_events').selectAll();
+    qb = tenantId === null ? qb.where('tenant_id', 'is', null) : qb.where('tenant_id', '=', tenantId);
+    if (f.action !== undefined) qb = qb.where('action', '=', f.action);
+    if (f.actor !== undefined) qb = qb.where('actor', '=', f.actor.toLowerCase());
+    if (f.since !== undefined) qb = qb.where('at', '>=', f.since);
+    if (f.until !== undefined) qb = qb.where('at', '<', f.until);
+    const countRow = await qb.clearSelect().select(sql<number>`count(*)`.as('n')).executeTakeFirst();
+    const rows = await qb.orderBy('seq', 'desc').limit(page.limit).offset(page.offset).execute();
+    return {
+      items: rows.map((r) => ({
+        seq: Number(r.seq),
+        at: r.at,
+        tenantId: r.tenant_id,
+        actorId: r.actor_id,
+        actor: r.actor,
+        ip: r.ip,
+        action: r.action,
+        target: r.target,
+        outcome: r.outcome as AuditEvent['outcome'],
+        before: r.before ? parse(r.before) : null,
+        after: r.after ? parse(r.after) : null,
+      })),
+      total: Number(countRow?.n ?? 0),
+      ...page,
+    };
+  }
+}
+
 class Rendered implements RenderedRepo {
   constructor(private readonly db: Db) {}
 
@@ -953,6 +1006,7 @@ export class KyselyStore implements Store {
   readonly users: Users;
   readonly tokens: Tokens;
   readonly rendered: Rendered;
+  readonly audit: Audit;
 
   constructor(
     readonly kind: 'sqlite' | 'postgres',
@@ -969,6 +1023,7 @@ export class KyselyStore implements Store {
     this.users = new Users(db);
     this.tokens = new Tokens(db);
     this.rendered = new Rendered(db);
+    this.audit = new Audit(db);
   }
 
   async ping(): Promise<void> {

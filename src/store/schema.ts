@@ -1,3 +1,5 @@
+import type { Generated } from 'kysely';
+
 /**
  * Table shapes as the database holds them. Portable on purpose: text ids, ISO-8601 text times and
  * JSON as text, so the PostgreSQL implementation can reuse every query unchanged.
@@ -120,6 +122,20 @@ export interface TokensTable {
   revoked_at: string | null;
 }
 
+export interface AuditEventsTable {
+  seq: Generated<number>;
+  at: string;
+  tenant_id: string | null;
+  actor_id: string | null;
+  actor: string;
+  ip: string | null;
+  action: string;
+  target: string;
+  outcome: string;
+  before: string | null;
+  after: string | null;
+}
+
 export interface Database {
   tenants: TenantsTable;
   sites: SitesTable;
@@ -131,4 +147,5 @@ export interface Database {
   users: UsersTable;
   tokens: TokensTable;
   rendered_files: RenderedFilesTable;
+  audit_events: AuditEventsTable;
 }

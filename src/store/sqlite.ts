@@ -14,14 +14,14 @@ export interface SqliteStoreOptions {
 
 /**
  * Opens (creating if needed) the embedded SQLite database: WAL journal so readers never wait for
- * the writer, foreign keys on, `synchronous=NORMAL` (durable at every checkpoint, safe with WAL),
- * then applies pending migrations.
+ * the writer, foreign keys on, `synchronous=FULL` so a committed change survives a power cut too
+ * (admin writes are few; the phone path batches its own), then applies pending migrations.
  */
 export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> {
   if (opts.file !== ':memory:') mkdirSync(dirname(opts.file), { recursive: true });
   const sqlite = new BetterSqlite3(opts.file);
   sqlite.pragma('journal_mode = WAL');
-  sqlite.pragma('synchronous = NORMAL');
+  sqlite.pragma('synchronous = FULL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });

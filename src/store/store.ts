@@ -1,4 +1,5 @@
 import type {
+  AuditEvent,
   AssignmentTarget,
   Device,
   DeviceState,
@@ -36,6 +37,21 @@ export interface Store {
   users: UserRepo;
   tokens: TokenRepo;
   rendered: RenderedRepo;
+  audit: AuditRepo;
+}
+
+export interface AuditFilter {
+  action?: string;
+  actor?: string;
+  since?: string;
+  until?: string;
+}
+
+/** The audit trail: append and read only (the database refuses updates and deletes). */
+export interface AuditRepo {
+  append(e: Omit<AuditEvent, 'seq'>): Promise<void>;
+  /** `tenantId` null: the system trail. Newest first. */
+  list(tenantId: string | null, filter: AuditFilter, page: PageRequest): Promise<Page<AuditEvent>>;
 }
 
 export interface TenantRow extends Omit<Tenant, 'profileIds'> {

@@ -25,6 +25,8 @@ import { bodyLimit } from 'hono/body-limit';
 import { DHCP_SERVERS, dhcpSnippet } from '../../provisioning/dhcp-snippets.ts';
 import type { ProvisioningTree } from '../../provisioning/tree.ts';
 import type { UploadStore } from '../../provisioning/uploads.ts';
+import type { Auditor } from '../../domain/audit.ts';
+import { auditTrail } from './audit.ts';
 import { authenticate, authorize, visibleTenants, type Access } from './auth.ts';
 import { clientIp, type HttpEnv } from './context.ts';
 import {
@@ -58,6 +60,7 @@ export interface AdminApiDeps {
   uploads: UploadStore;
   provisioningInfo: (tenantId: string) => Promise<ProvisioningInfo>;
   rotationGraceSeconds: number;
+  auditor: Auditor;
   maxPageSize: number;
   maxBodyBytes: number;
 }
@@ -111,6 +114,7 @@ export function createAdminApi(deps: AdminApiDeps): OpenAPIHono<HttpEnv> {
     }),
   );
   api.use('*', authenticate(accounts));
+  api.use('*', auditTrail(api, deps.auditor));
 
   const pageQuery = z.object({
     limit: z.coerce.number().int().min(1).max(deps.maxPageSize).default(50),
@@ -696,6 +700,66 @@ export function createAdminApi(deps: AdminApiDeps): OpenAPIHono<HttpEnv> {
       const { tenantId } = c.req.valid('param');
       await inventory.rotateProvisioningPassword(tenantId, c.req.valid('json').graceSeconds ?? deps.rotationGraceSeconds);
       return c.json(await deps.provisioningInfo(tenantId), 200);
+    },
+  );
+
+  // ---- audit trail -----------------------------------------------------------------------------
+
+  const auditView = z
+    .object({
+      seq: z.number().int(),
+      at: z.string(),
+      tenantId: z.string().nullable(),
+      actorId: z.string().nullable(),
+      actor: z.string(),
+      ip: z.string().nullable(),
+      action: z.string(),
+      target: z.string(),
+      outcome: z.enum(['success', 'failure']),
+      before: z.unknown(),
+      after: z.unknown(),
+    })
+    .openapi('AuditEvent');
+  const auditQuery = pageQuery.extend({
+    action: z.string().max(100).optional(),
+    actor: z.string().max(254).optional(),
+    since: z.iso.datetime({ offset: true }).optional(),
+    until: z.iso.datetime({ offset: true }).optional(),
+  });
+  const auditFilter = (q: z.infer<typeof auditQuery>) => ({
+    ...(q.action && { action: q.action }),
+    ...(q.actor && { actor: q.actor }),
+    ...(q.since && { since: new Date(q.since).toISOString() }),
+    ...(q.until && { until: new Date(q.until).toISOString() }),
+  });
+  api.openapi(
+    op('audit:read', {
+      method: 'get',
+      path: '/tenants/{tenantId}/audit',
+      operationId: 'listTenantAudit',
+      tags: ['audit'],
+      summary: "The tenant's audit trail, newest first: every change and sign-in, secrets masked",
+      request: { params: tenantParams, query: auditQuery },
+      responses: { 200: json(pageOf(auditView, 'AuditPage'), 'A page of events') },
+    }),
+    async (c) => {
+      const q = c.req.valid('query');
+      return c.json(await deps.auditor.list(c.req.valid('param').tenantId, auditFilter(q), { limit: q.limit, offset: q.offset }), 200);
+    },
+  );
+  api.openapi(
+    op('audit:system', {
+      method: 'get',
+      path: '/audit',
+      operationId: 'listSystemAudit',
+      tags: ['audit'],
+      summary: 'The system trail: tenants created and deleted, system administrators signing in, CLI actions',
+      request: { query: auditQuery },
+      responses: { 200: json(pageOf(auditView, 'SystemAuditPage'), 'A page of events') },
+    }),
+    async (c) => {
+      const q = c.req.valid('query');
+      return c.json(await deps.auditor.list(null, auditFilter(q), { limit: q.limit, offset: q.offset }), 200);
     },
   );
 
