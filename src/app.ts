@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Hono } from 'hono';
 import type { TLSSocket } from 'node:tls';
 import { systemClock, type Clock } from './clock.ts';
@@ -21,6 +21,7 @@ import { createDeviceHandler } from './server/http/device-routes.ts';
 import { startHttp, type ListenerHandle } from './server/http/listener.ts';
 import { ensureTls, hardenSocket, tlsServerOptions, type TlsMaterial } from './server/tls.ts';
 import { startTftp, type TftpHandle } from './server/tftp/server.ts';
+import { loadKeyring } from './store/secrets.ts';
 import { openSqliteStore } from './store/sqlite.ts';
 import type { Store } from './store/store.ts';
 
@@ -59,6 +60,7 @@ export interface RunningApp {
 }
 
 export const databaseFile = (config: Config): string => join(config.dataDir, 'edgeprov.db');
+export const masterKeyFile = (config: Config): string => (config.masterKeyFile ? resolve(config.dataDir, config.masterKeyFile) : join(config.dataDir, 'master.key'));
 
 /** The composition root: store, domain services and listeners, wired once. */
 export async function createApp(deps: AppDeps): Promise<App> {
@@ -66,7 +68,9 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const clock = deps.clock ?? systemClock;
   const logger = deps.logger ?? createLogger({ level: config.log.level });
   const accessLogger = deps.accessLogger ?? (deps.logger ? deps.logger : createAccessLogger({ level: config.log.level }));
-  const store = deps.store ?? (await openSqliteStore({ file: databaseFile(config) }));
+  const keyring = loadKeyring({ masterKey: config.masterKey, keyFile: masterKeyFile(config) });
+  if (keyring.source === 'generated') logger.warn({ file: masterKeyFile(config) }, 'generated a new master key; back it up apart from the data');
+  const store = deps.store ?? (await openSqliteStore({ file: databaseFile(config), box: keyring.box }));
   const inventory = new Inventory({ store, clock });
   const accounts = new Accounts({
     store,

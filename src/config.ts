@@ -12,6 +12,10 @@ export const configSchema = z
   .object({
     /** Folder for the database, certificates, uploads and firmware. @default "./data" */
     dataDir: z.string().min(1).default('./data'),
+    /** Master key sealing secrets at rest (64 hex digits or base64 of 32 bytes); else the key file. */
+    masterKey: z.string().min(32).max(100).optional(),
+    /** Key file used when no masterKey is given; generated (mode 0600) at first start. @default "<dataDir>/master.key" */
+    masterKeyFile: z.string().min(1).optional(),
     /** Address every listener binds. @default "0.0.0.0" */
     host: z.string().min(1).default('0.0.0.0'),
     /**

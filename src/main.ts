@@ -13,6 +13,7 @@ Commands:
   init --email E [--password P | --password-stdin] [--name N]
                                 create the first system administrator on an empty database
   config                        print the effective configuration, secrets masked
+  rotate-key [--new-key KEY]    re-seal every stored secret under a new master key (stop the server first)
   dhcp-snippet --tenant T --site S --server isc|kea|dnsmasq|windows|mikrotik [--polycom-only]
                                 DHCP server configuration for a site's option 160/66
   phone-sim --url BASE --mac M [--user U --password P] [--ca FILE] [--model VVX500]
@@ -36,6 +37,7 @@ const COMMAND_FLAGS: Record<string, { values: string[]; switches: string[] }> = 
   init: { values: ['email', 'password', 'name'], switches: ['password-stdin'] },
   config: { values: [], switches: [] },
   help: { values: [], switches: [] },
+  'rotate-key': { values: ['new-key'], switches: [] },
   'dhcp-snippet': { values: ['tenant', 'site', 'server'], switches: ['polycom-only', 'no-credentials'] },
   'phone-sim': { values: ['url', 'mac', 'user', 'password', 'ca', 'model', 'firmware'], switches: [] },
 };
@@ -131,6 +133,8 @@ export async function main(argv: string[], io: MainIo = defaultIo()): Promise<nu
       return runInit(config, args.own, io);
     case 'dhcp-snippet':
       return runDhcpSnippet(config, args.own, io);
+    case 'rotate-key':
+      return runRotateKey(config, args.own, io);
     default:
       return runServe(config, io);
   }
@@ -163,6 +167,42 @@ async function runInit(config: Config, own: Record<string, string | true>, io: M
     throw err;
   } finally {
     await app.close();
+  }
+}
+
+async function runRotateKey(config: Config, own: Record<string, string | true>, io: MainIo): Promise<number> {
+  const { randomBytes } = await import('node:crypto');
+  const { existsSync, renameSync } = await import('node:fs');
+  const { SecretBox, keyId, loadKeyring, parseKey, writeKeyFile } = await import('./store/secrets.ts');
+  const { openSqliteStore } = await import('./store/sqlite.ts');
+  const { databaseFile, masterKeyFile } = await import('./app.ts');
+  let next: Buffer;
+  try {
+    next = typeof own['new-key'] === 'string' ? parseKey(own['new-key']) : randomBytes(32);
+  } catch (err) {
+    io.stderr(`edgeprov: ${(err as Error).message}\n`);
+    return 2;
+  }
+  if (config.masterKey && typeof own['new-key'] !== 'string') {
+    io.stderr('edgeprov: the master key comes from EDGEPROV_MASTER_KEY: pass --new-key, then set EDGEPROV_MASTER_KEY to it\n');
+    return 2;
+  }
+  const file = masterKeyFile(config);
+  if (!config.masterKey && !existsSync(file)) {
+    io.stderr(`edgeprov: no master key at ${file}: nothing to rotate\n`);
+    return 1;
+  }
+  // The new key is on disk before anything is sealed under it, so an interrupted rotation loses nothing.
+  if (!config.masterKey) writeKeyFile(`${file}.next`, next);
+  const current = loadKeyring({ masterKey: config.masterKey, keyFile: file });
+  const store = await openSqliteStore({ file: databaseFile(config), box: current.box });
+  try {
+    const n = await store.reseal(new SecretBox([next]));
+    if (!config.masterKey) renameSync(`${file}.next`, file);
+    io.stdout(`re-sealed ${n} secret(s) under master key ${keyId(next)}${config.masterKey ? '; now set EDGEPROV_MASTER_KEY to the new key' : ` (${file})`}\n`);
+    return 0;
+  } finally {
+    await store.close();
   }
 }
 

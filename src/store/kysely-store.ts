@@ -18,6 +18,7 @@ import type {
   UserWithSecret,
 } from '../domain/types.ts';
 import type { Role } from '../domain/roles.ts';
+import type { SecretBox } from './secrets.ts';
 import { DEFAULT_TENANT_SETTINGS } from '../domain/types.ts';
 import type { Database, DevicesTable, SitesTable, TenantsTable, TokensTable, UsersTable } from './schema.ts';
 import type {
@@ -163,6 +164,7 @@ class Tenants implements TenantRepo {
   constructor(
     private readonly db: Db,
     private readonly asg: Assignments,
+    private readonly box: SecretBox,
   ) {}
 
   async insert(row: TenantRow): Promise<void> {
@@ -175,8 +177,8 @@ class Tenants implements TenantRepo {
           slug: row.slug,
           prov_key: row.provisioning.key,
           prov_username: row.provisioning.username,
-          prov_password: row.provisioningPassword,
-          prov_prev_password: row.previousPassword ?? null,
+          prov_password: this.box.seal(row.provisioningPassword),
+          prov_prev_password: row.previousPassword ? this.box.seal(row.previousPassword) : null,
           prov_prev_valid_until: row.previousValidUntil ?? null,
           settings: json(row.settings),
           created_at: row.createdAt,
@@ -198,7 +200,12 @@ class Tenants implements TenantRepo {
     const r = await this.db.selectFrom('tenants').selectAll().where('id', '=', id).executeTakeFirst();
     if (!r) return undefined;
     const { profileIds: _ignored, ...t } = tenantFromRow(r, []);
-    return { ...t, provisioningPassword: r.prov_password, previousPassword: r.prov_prev_password, previousValidUntil: r.prov_prev_valid_until };
+    return {
+      ...t,
+      provisioningPassword: this.box.open(r.prov_password),
+      previousPassword: r.prov_prev_password ? this.box.open(r.prov_prev_password) : null,
+      previousValidUntil: r.prov_prev_valid_until,
+    };
   }
 
   async getByProvisioningKey(key: string): Promise<Tenant | undefined> {
@@ -228,8 +235,8 @@ class Tenants implements TenantRepo {
           ...(patch.name !== undefined && { name: patch.name }),
           ...(patch.slug !== undefined && { slug: patch.slug }),
           ...(patch.settings !== undefined && { settings: json(patch.settings) }),
-          ...(patch.provisioningPassword !== undefined && { prov_password: patch.provisioningPassword }),
-          ...(patch.previousPassword !== undefined && { prov_prev_password: patch.previousPassword }),
+          ...(patch.provisioningPassword !== undefined && { prov_password: this.box.seal(patch.provisioningPassword) }),
+          ...(patch.previousPassword !== undefined && { prov_prev_password: patch.previousPassword ? this.box.seal(patch.previousPassword) : null }),
           ...(patch.previousValidUntil !== undefined && { prov_prev_valid_until: patch.previousValidUntil }),
           updated_at: now,
         })
@@ -455,7 +462,16 @@ class Groups implements GroupRepo {
   }
 }
 
-function deviceFromRow(r: DevicesTable, groupIds: string[], profileIds: string[]): Device {
+/** SIP line passwords are sealed one by one; the rest of a line (user, server) stays readable. */
+function sealLines(box: SecretBox, lines: Device['lines']): string {
+  return json(lines.map((l) => (l.authPassword !== undefined ? { ...l, authPassword: box.seal(l.authPassword) } : l)));
+}
+
+function openLines(box: SecretBox, text: string): Device['lines'] {
+  return parse<Device['lines']>(text).map((l) => (l.authPassword !== undefined ? { ...l, authPassword: box.open(l.authPassword) } : l));
+}
+
+function deviceFromRow(box: SecretBox, r: DevicesTable, groupIds: string[], profileIds: string[]): Device {
   const lastSeen: LastSeen | null = r.last_seen_at
     ? { at: r.last_seen_at, ip: r.last_ip, userAgent: r.last_user_agent, firmware: r.last_firmware }
     : null;
@@ -468,12 +484,12 @@ function deviceFromRow(r: DevicesTable, groupIds: string[], profileIds: string[]
     siteId: r.site_id,
     groupIds,
     labels: parse(r.labels),
-    lines: parse(r.lines),
+    lines: openLines(box, r.lines),
     params: parse(r.params),
     profileIds,
     state: r.state as DeviceState,
     lastSeen,
-    credentials: r.prov_username && r.prov_password ? { username: r.prov_username, password: r.prov_password } : null,
+    credentials: r.prov_username && r.prov_password ? { username: r.prov_username, password: box.open(r.prov_password) } : null,
     renderError: r.render_error ? parse(r.render_error) : null,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
@@ -484,6 +500,7 @@ class Devices implements DeviceRepo {
   constructor(
     private readonly db: Db,
     private readonly asg: Assignments,
+    private readonly box: SecretBox,
   ) {}
 
   private async groupsOf(tenantId: string, ids: string[]): Promise<Map<string, string[]>> {
@@ -503,7 +520,7 @@ class Devices implements DeviceRepo {
   private async views(tenantId: string, rows: DevicesTable[]): Promise<Device[]> {
     const ids = rows.map((r) => r.id);
     const [groups, profiles] = await Promise.all([this.groupsOf(tenantId, ids), this.asg.many(tenantId, 'device', ids)]);
-    return rows.map((r) => deviceFromRow(r, groups.get(r.id) ?? [], profiles.get(r.id) ?? []));
+    return rows.map((r) => deviceFromRow(this.box, r, groups.get(r.id) ?? [], profiles.get(r.id) ?? []));
   }
 
   private async setGroups(tenantId: string, deviceId: string, groupIds: string[]): Promise<void> {
@@ -529,7 +546,7 @@ class Devices implements DeviceRepo {
           name: row.name,
           site_id: row.siteId,
           labels: json(row.labels),
-          lines: json(row.lines),
+          lines: sealLines(this.box, row.lines),
           params: json(row.params),
           state: row.state,
           last_seen_at: row.lastSeen?.at ?? null,
@@ -537,7 +554,7 @@ class Devices implements DeviceRepo {
           last_user_agent: row.lastSeen?.userAgent ?? null,
           last_firmware: row.lastSeen?.firmware ?? null,
           prov_username: row.credentials?.username ?? null,
-          prov_password: row.credentials?.password ?? null,
+          prov_password: row.credentials ? this.box.seal(row.credentials.password) : null,
           render_error: row.renderError ? json(row.renderError) : null,
           created_at: row.createdAt,
           updated_at: row.updatedAt,
@@ -600,12 +617,12 @@ class Devices implements DeviceRepo {
           ...(patch.name !== undefined && { name: patch.name }),
           ...(patch.siteId !== undefined && { site_id: patch.siteId }),
           ...(patch.labels !== undefined && { labels: json(patch.labels) }),
-          ...(patch.lines !== undefined && { lines: json(patch.lines) }),
+          ...(patch.lines !== undefined && { lines: sealLines(this.box, patch.lines) }),
           ...(patch.params !== undefined && { params: json(patch.params) }),
           ...(patch.state !== undefined && { state: patch.state }),
           ...(patch.credentials !== undefined && {
             prov_username: patch.credentials?.username ?? null,
-            prov_password: patch.credentials?.password ?? null,
+            prov_password: patch.credentials ? this.box.seal(patch.credentials.password) : null,
           }),
           ...(patch.updatedAt !== undefined && { updated_at: patch.updatedAt }),
         })
@@ -713,7 +730,10 @@ class Audit implements AuditRepo {
 }
 
 class Rendered implements RenderedRepo {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly box: SecretBox,
+  ) {}
 
   async get(tenantId: string, deviceId: string, name: string): Promise<RenderedFile | undefined> {
     const r = await this.db
@@ -723,14 +743,16 @@ class Rendered implements RenderedRepo {
       .where('device_id', '=', deviceId)
       .where('name', '=', name)
       .executeTakeFirst();
-    return r ? { name: r.name, body: r.body, etag: r.etag, renderedAt: r.rendered_at } : undefined;
+    return r ? { name: r.name, body: this.box.open(r.body), etag: r.etag, renderedAt: r.rendered_at } : undefined;
   }
 
   async put(tenantId: string, deviceId: string, file: RenderedFile): Promise<void> {
+    // A rendered config carries SIP passwords: sealed whole.
+    const body = this.box.seal(file.body);
     await this.db
       .insertInto('rendered_files')
-      .values({ tenant_id: tenantId, device_id: deviceId, name: file.name, body: file.body, etag: file.etag, rendered_at: file.renderedAt })
-      .onConflict((oc) => oc.columns(['device_id', 'name']).doUpdateSet({ body: file.body, etag: file.etag, rendered_at: file.renderedAt }))
+      .values({ tenant_id: tenantId, device_id: deviceId, name: file.name, body, etag: file.etag, rendered_at: file.renderedAt })
+      .onConflict((oc) => oc.columns(['device_id', 'name']).doUpdateSet({ body, etag: file.etag, rendered_at: file.renderedAt }))
       .execute();
   }
 }
@@ -1012,17 +1034,18 @@ export class KyselyStore implements Store {
     readonly kind: 'sqlite' | 'postgres',
     private readonly db: Db,
     private readonly onClose: () => Promise<void>,
+    private readonly box: SecretBox,
     private readonly inTransaction = false,
   ) {
     this.assignments = new Assignments(db);
-    this.tenants = new Tenants(db, this.assignments);
+    this.tenants = new Tenants(db, this.assignments, box);
     this.sites = new Sites(db, this.assignments);
     this.groups = new Groups(db, this.assignments);
-    this.devices = new Devices(db, this.assignments);
+    this.devices = new Devices(db, this.assignments, box);
     this.profiles = new Profiles(db);
     this.users = new Users(db);
     this.tokens = new Tokens(db);
-    this.rendered = new Rendered(db);
+    this.rendered = new Rendered(db, box);
     this.audit = new Audit(db);
   }
 
@@ -1036,6 +1059,37 @@ export class KyselyStore implements Store {
 
   async transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {
     if (this.inTransaction) return fn(this);
-    return this.db.transaction().execute((trx: Transaction<Database>) => fn(new KyselyStore(this.kind, trx, async () => {}, true)));
+    return this.db.transaction().execute((trx: Transaction<Database>) => fn(new KyselyStore(this.kind, trx, async () => {}, this.box, true)));
+  }
+
+  /** Re-seals every secret under `to` in one transaction (`edgeprov rotate-key`); returns how many. */
+  async reseal(to: SecretBox): Promise<number> {
+    let n = 0;
+    const from = this.box;
+    const again = (v: string) => {
+      n++;
+      return to.seal(from.open(v));
+    };
+    await this.db.transaction().execute(async (trx) => {
+      for (const t of await trx.selectFrom('tenants').select(['id', 'prov_password', 'prov_prev_password']).execute()) {
+        await trx
+          .updateTable('tenants')
+          .set({ prov_password: again(t.prov_password), prov_prev_password: t.prov_prev_password ? again(t.prov_prev_password) : null })
+          .where('id', '=', t.id)
+          .execute();
+      }
+      for (const d of await trx.selectFrom('devices').select(['id', 'lines', 'prov_password']).execute()) {
+        const lines = parse<Device['lines']>(d.lines).map((l) => (l.authPassword !== undefined ? { ...l, authPassword: again(l.authPassword) } : l));
+        await trx
+          .updateTable('devices')
+          .set({ lines: json(lines), prov_password: d.prov_password ? again(d.prov_password) : null })
+          .where('id', '=', d.id)
+          .execute();
+      }
+      for (const r of await trx.selectFrom('rendered_files').select(['device_id', 'name', 'body']).execute()) {
+        await trx.updateTable('rendered_files').set({ body: again(r.body) }).where('device_id', '=', r.device_id).where('name', '=', r.name).execute();
+      }
+    });
+    return n;
   }
 }

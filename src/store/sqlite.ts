@@ -5,11 +5,14 @@ import { Kysely, SqliteDialect } from 'kysely';
 import { KyselyStore } from './kysely-store.ts';
 import { migrateToLatest } from './migrations.ts';
 import type { Database } from './schema.ts';
-import type { Store } from './store.ts';
+import type { SecretBox } from './secrets.ts';
+import type { KyselyStore as Store } from './kysely-store.ts';
 
 export interface SqliteStoreOptions {
   /** Database file; `:memory:` for a throw-away store. */
   file: string;
+  /** Seals secrets at rest. */
+  box: SecretBox;
 }
 
 /**
@@ -32,9 +35,14 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> 
     throw err;
   }
   let closed = false;
-  return new KyselyStore('sqlite', db, async () => {
-    if (closed) return;
-    closed = true;
-    await db.destroy();
-  });
+  return new KyselyStore(
+    'sqlite',
+    db,
+    async () => {
+      if (closed) return;
+      closed = true;
+      await db.destroy();
+    },
+    opts.box,
+  );
 }
