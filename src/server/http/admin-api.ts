@@ -20,6 +20,8 @@ import {
   zodIssues,
 } from '../../domain/schemas.ts';
 import { DEVICE_STATES } from '../../domain/types.ts';
+import { polycomXml } from '../../profiles/render.ts';
+import { MAX_CSV_BYTES, csvHeader, csvRows, importDevicesCsv } from '../../domain/portability.ts';
 import { AppError, invalid, notFound } from '../../errors.ts';
 import { bodyLimit } from 'hono/body-limit';
 import { DHCP_SERVERS, dhcpSnippet } from '../../provisioning/dhcp-snippets.ts';
@@ -524,6 +526,67 @@ export function createAdminApi(deps: AdminApiDeps): OpenAPIHono<HttpEnv> {
   api.openapi(
     op('devices:read', {
       method: 'get',
+      path: '/tenants/{tenantId}/devices.csv',
+      operationId: 'exportDevicesCsv',
+      tags: ['devices'],
+      summary: 'All devices as CSV, streamed; cells that a spreadsheet would run as formulas are neutralised',
+      request: { params: tenantParams },
+      responses: { 200: { description: 'CSV', content: { 'text/csv': { schema: z.string() } } } },
+    }),
+    async (c) => {
+      const { tenantId } = c.req.valid('param');
+      const sites = new Map((await inventory.listSites(tenantId, { limit: 100_000, offset: 0 })).items.map((x) => [x.id, x]));
+      const groups = new Map((await inventory.listGroups(tenantId, { limit: 100_000, offset: 0 })).items.map((x) => [x.id, x]));
+      let offset = 0;
+      let headerSent = false;
+      const enc = new TextEncoder();
+      const body = new ReadableStream<Uint8Array>({
+        async pull(ctrl) {
+          if (!headerSent) {
+            headerSent = true;
+            ctrl.enqueue(enc.encode(csvHeader()));
+            return;
+          }
+          const page = await inventory.listDevices(tenantId, {}, { limit: 500, offset });
+          offset += page.items.length;
+          if (page.items.length) ctrl.enqueue(enc.encode(csvRows(page.items, sites, groups)));
+          if (page.items.length < 500) ctrl.close();
+        },
+      });
+      return c.body(body, 200, { 'Content-Type': 'text/csv; charset=utf-8', 'Content-Disposition': 'attachment; filename="devices.csv"' });
+    },
+  );
+  const importReport = z.object({
+    dryRun: z.boolean(),
+    applied: z.boolean(),
+    rows: z.array(z.object({ row: z.number().int(), mac: z.string().nullable(), op: z.enum(['create', 'update']).nullable(), ok: z.boolean(), errors: z.array(z.object({ path: z.string(), message: z.string() })) })),
+  });
+  api.openapi(
+    op('devices:write', {
+      method: 'post',
+      path: '/tenants/{tenantId}/devices/import',
+      operationId: 'importDevicesCsv',
+      tags: ['devices'],
+      summary: 'Create or update devices from CSV (columns as the export); every row reported; all or nothing',
+      request: {
+        params: tenantParams,
+        query: z.object({ dryRun: z.enum(['true', 'false']).default('false').transform((v) => v === 'true') }),
+        body: { required: true, content: { 'text/csv': { schema: z.string() } } },
+      },
+      responses: { 200: json(importReport, 'Applied, or the dry-run report'), 422: json(importReport, 'Some rows failed; nothing was applied') },
+    }),
+    async (c) => {
+      if (!/^text\/(csv|plain)\b/i.test(c.req.header('content-type') ?? '')) throw new AppError('unsupported_media_type', 'send the file as text/csv');
+      const text = await c.req.text();
+      if (Buffer.byteLength(text) > MAX_CSV_BYTES) throw new AppError('payload_too_large', `a CSV import is at most ${MAX_CSV_BYTES} bytes`);
+      const r = await importDevicesCsv(inventory, c.req.valid('param').tenantId, text, c.req.valid('query').dryRun);
+      return r.dryRun || r.applied ? c.json(r, 200) : c.json(r, 422);
+    },
+  );
+
+  api.openapi(
+    op('devices:read', {
+      method: 'get',
       path: '/tenants/{tenantId}/devices/{idOrMac}',
       operationId: 'getDevice',
       tags: ['devices'],
@@ -831,6 +894,36 @@ export function createAdminApi(deps: AdminApiDeps): OpenAPIHono<HttpEnv> {
       const p = c.req.valid('param');
       await inventory.deleteProfile(p.tenantId, p.profileId);
       return c.body(null, 204);
+    },
+  );
+
+  api.openapi(
+    op('profiles:read', {
+      method: 'get',
+      path: '/tenants/{tenantId}/profiles/{profileId}/export',
+      operationId: 'exportProfile',
+      tags: ['profiles'],
+      summary: 'A profile as a JSON document (importable with POST /profiles) or as the Polycom XML it produces',
+      request: { params: profileParams, query: z.object({ format: z.enum(['json', 'xml']).default('json') }) },
+      responses: {
+        200: {
+          description: 'The profile',
+          content: { 'application/json': { schema: profileCreateSchema }, 'application/xml': { schema: z.string() } },
+        },
+      },
+    }),
+    async (c) => {
+      const p = c.req.valid('param');
+      const profile = await inventory.getProfile(p.tenantId, p.profileId);
+      const file = profile.name.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 80) || 'profile';
+      if (c.req.valid('query').format === 'xml') {
+        return c.body(polycomXml(profile.params, `edgeprov profile "${profile.name}"`), 200, {
+          'Content-Type': 'application/xml; charset=utf-8',
+          'Content-Disposition': `attachment; filename="${file}.cfg"`,
+        });
+      }
+      c.header('Content-Disposition', `attachment; filename="${file}.json"`);
+      return c.json({ name: profile.name, description: profile.description, params: profile.params }, 200);
     },
   );
 

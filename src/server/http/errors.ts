@@ -35,6 +35,8 @@ export function apiErrorHandler(logger: Logger) {
     const res = c.json(errorBody(e.code, e.message, requestId, e.details), e.status as 400);
     for (const [k, v] of Object.entries(e.headers ?? {})) res.headers.set(k, v);
     if (e.code === 'unauthorized') res.headers.set('WWW-Authenticate', 'Bearer realm="edgeprov"');
+    // The rest of an oversize body is not read: the connection cannot be reused.
+    if (e.code === 'payload_too_large') res.headers.set('Connection', 'close');
     return res;
   };
 }

@@ -51,8 +51,8 @@ export async function startHttp(opts: ListenOptions, app: Hono<any>): Promise<Li
     address,
     close(graceMs = 2000) {
       closing ??= new Promise<void>((resolve) => {
+        // Not unref'd: close() must settle even when nothing else keeps the process alive.
         const timer = setTimeout(() => server.closeAllConnections(), graceMs);
-        timer.unref();
         server.close(() => {
           clearTimeout(timer);
           resolve();
