@@ -21,6 +21,9 @@ import { createDeviceHandler } from './server/http/device-routes.ts';
 import { startHttp, type ListenerHandle } from './server/http/listener.ts';
 import { ensureTls, hardenSocket, tlsServerOptions, type TlsMaterial } from './server/tls.ts';
 import { startTftp, type TftpHandle } from './server/tftp/server.ts';
+import { readdir } from 'node:fs/promises';
+import { createBackup, pruneBackups, type BackupResult } from './store/backup.ts';
+import type { KyselyStore } from './store/kysely-store.ts';
 import { loadKeyring } from './store/secrets.ts';
 import { openSqliteStore } from './store/sqlite.ts';
 import type { Store } from './store/store.ts';
@@ -45,6 +48,8 @@ export interface App {
   readonly logger: Logger;
   readonly http: Hono<HttpEnv>;
   readonly tls: TlsMaterial | undefined;
+  /** Backups: take one now; `tick()` takes the daily one when it is due (driven by the clock). */
+  readonly backups: Backups;
   /** Where a tenant's phones provision (URLs, credentials, DHCP values). */
   provisioningInfo(tenantId: string): Promise<ProvisioningInfo>;
   /** Binds the configured listeners. */
@@ -60,6 +65,16 @@ export interface RunningApp {
 }
 
 export const databaseFile = (config: Config): string => join(config.dataDir, 'edgeprov.db');
+export const backupDir = (config: Config): string => (config.backup.dir ? resolve(config.dataDir, config.backup.dir) : join(config.dataDir, 'backups'));
+/** Data-dir folders a backup carries besides the database. */
+export const BACKUP_FOLDERS = ['uploads', 'tls'];
+
+export interface Backups {
+  readonly dir: string;
+  run(onProgress?: (done: number, total: number) => void): Promise<BackupResult>;
+  /** Takes the day's backup if its time has come and there is none for today yet. */
+  tick(): Promise<BackupResult | undefined>;
+}
 export const masterKeyFile = (config: Config): string => (config.masterKeyFile ? resolve(config.dataDir, config.masterKeyFile) : join(config.dataDir, 'master.key'));
 
 /** The composition root: store, domain services and listeners, wired once. */
@@ -152,6 +167,33 @@ export async function createApp(deps: AppDeps): Promise<App> {
     defaultTenantKey: slug ? async () => (defaultKey ??= (await store.tenants.getBySlug(slug))?.provisioning.key) : undefined,
   });
 
+  const backups: Backups = {
+    dir: backupDir(config),
+    async run(onProgress) {
+      const r = await createBackup(
+        { snapshot: (to) => (store as KyselyStore).snapshot(to), dataDir: config.dataDir, folders: BACKUP_FOLDERS },
+        keyring.box.primaryKey,
+        backupDir(config),
+        clock.now(),
+        onProgress,
+      );
+      const pruned = await pruneBackups(backupDir(config), config.backup.keep);
+      logger.info({ file: r.file, bytes: r.bytes, files: r.files, pruned }, 'backup written');
+      return r;
+    },
+    async tick() {
+      const now = clock.now();
+      const [hh = 0, mm = 0] = config.backup.time.split(':').map(Number);
+      const due = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate(), hh, mm));
+      if (now < due) return undefined;
+      const today = due.toISOString().slice(0, 10).replace(/-/g, '');
+      const names = await readdir(backupDir(config)).catch(() => [] as string[]);
+      if (names.some((n) => n.startsWith(`edgeprov-${today}T`) && n.endsWith('.epbak'))) return undefined;
+      return this.run();
+    },
+  };
+  let backupTimer: NodeJS.Timeout | undefined;
+
   const handles: ListenerHandle[] = [];
   let closing: Promise<void> | undefined;
 
@@ -166,7 +208,14 @@ export async function createApp(deps: AppDeps): Promise<App> {
     http,
     tls,
     provisioningInfo,
+    backups,
     async listen() {
+      if (config.backup.enabled) {
+        backupTimer = setInterval(() => {
+          backups.tick().catch((err: unknown) => logger.error({ err }, 'daily backup failed'));
+        }, 60_000);
+        backupTimer.unref();
+      }
       let httpHandle: ListenerHandle | undefined;
       let httpsHandle: ListenerHandle | undefined;
       if (config.http.enabled) {
@@ -194,6 +243,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     },
     close() {
       closing ??= (async () => {
+        clearInterval(backupTimer);
         await Promise.all(handles.map((h) => h.close()));
         await tree.close();
         await store.close();

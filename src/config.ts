@@ -57,6 +57,19 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    backup: z
+      .object({
+        /** Take a backup every day. @default true */
+        enabled: z.boolean().default(true),
+        /** When, as HH:MM in UTC. @default "03:00" */
+        time: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'HH:MM, 00:00 to 23:59').default('03:00'),
+        /** How many backups to keep. @default 14 */
+        keep: z.number().int().min(1).max(3650).default(14),
+        /** Folder for backups. @default "<dataDir>/backups" */
+        dir: z.string().min(1).optional(),
+      })
+      .strict()
+      .prefault({}),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

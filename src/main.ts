@@ -13,6 +13,8 @@ Commands:
   init --email E [--password P | --password-stdin] [--name N]
                                 create the first system administrator on an empty database
   config                        print the effective configuration, secrets masked
+  backup                        write an encrypted backup now (into backup.dir)
+  restore FILE                  verify a backup completely, then restore it (stop the server first)
   rotate-key [--new-key KEY]    re-seal every stored secret under a new master key (stop the server first)
   dhcp-snippet --tenant T --site S --server isc|kea|dnsmasq|windows|mikrotik [--polycom-only]
                                 DHCP server configuration for a site's option 160/66
@@ -37,6 +39,8 @@ const COMMAND_FLAGS: Record<string, { values: string[]; switches: string[] }> = 
   init: { values: ['email', 'password', 'name'], switches: ['password-stdin'] },
   config: { values: [], switches: [] },
   help: { values: [], switches: [] },
+  backup: { values: [], switches: [] },
+  restore: { values: [], switches: [] },
   'rotate-key': { values: ['new-key'], switches: [] },
   'dhcp-snippet': { values: ['tenant', 'site', 'server'], switches: ['polycom-only', 'no-credentials'] },
   'phone-sim': { values: ['url', 'mac', 'user', 'password', 'ca', 'model', 'firmware'], switches: [] },
@@ -60,6 +64,10 @@ export function parseArgs(argv: string[]): ParsedArgs {
       continue;
     }
     const m = arg.match(/^--([a-z0-9-]+)(?:=(.*))?$/s);
+    if (!m?.[1] && out.command === 'restore' && out.own.file === undefined) {
+      out.own.file = arg;
+      continue;
+    }
     if (!m?.[1]) {
       out.problems.push(`unexpected argument "${arg}"`);
       continue;
@@ -135,6 +143,10 @@ export async function main(argv: string[], io: MainIo = defaultIo()): Promise<nu
       return runDhcpSnippet(config, args.own, io);
     case 'rotate-key':
       return runRotateKey(config, args.own, io);
+    case 'backup':
+      return runBackup(config, io);
+    case 'restore':
+      return runRestore(config, args.own, io);
     default:
       return runServe(config, io);
   }
@@ -167,6 +179,52 @@ async function runInit(config: Config, own: Record<string, string | true>, io: M
     throw err;
   } finally {
     await app.close();
+  }
+}
+
+function progress(io: MainIo, label: string): (done: number, total: number) => void {
+  let last = -1;
+  return (done, total) => {
+    const pct = total ? Math.floor((done / total) * 100) : 100;
+    if (pct === last) return;
+    last = pct;
+    const bar = '#'.repeat(Math.floor(pct / 5)).padEnd(20, '-');
+    io.stderr(`\r${label} [${bar}] ${String(pct).padStart(3)}%  ${(done / 1e6).toFixed(1)}/${(total / 1e6).toFixed(1)} MB${pct === 100 ? '\n' : ''}`);
+  };
+}
+
+async function runBackup(config: Config, io: MainIo): Promise<number> {
+  const app = await createApp({ config, logger: createLogger({ level: 'warn' }) });
+  try {
+    const r = await app.backups.run(progress(io, 'backup'));
+    io.stdout(`wrote ${r.file} (${r.files} files, ${r.bytes} bytes)\n`);
+    return 0;
+  } finally {
+    await app.close();
+  }
+}
+
+async function runRestore(config: Config, own: Record<string, string | true>, io: MainIo): Promise<number> {
+  const file = own.file;
+  if (typeof file !== 'string') {
+    io.stderr('edgeprov: restore needs the backup file: edgeprov restore FILE\n');
+    return 2;
+  }
+  const { BackupError, restoreBackup } = await import('./store/backup.ts');
+  const { loadKeyring } = await import('./store/secrets.ts');
+  const { BACKUP_FOLDERS, masterKeyFile } = await import('./app.ts');
+  const { box } = loadKeyring({ masterKey: config.masterKey, keyFile: masterKeyFile(config) });
+  try {
+    io.stderr('restore: verifying the whole backup before replacing anything…\n');
+    const r = await restoreBackup(file, box.primaryKey, config.dataDir, BACKUP_FOLDERS);
+    io.stdout(`restored ${r.files} files from the backup of ${r.header.createdAt}\n`);
+    return 0;
+  } catch (err) {
+    if (err instanceof BackupError || (err as NodeJS.ErrnoException).code === 'ENOENT') {
+      io.stderr(`edgeprov: ${(err as Error).message}; nothing was changed\n`);
+      return 1;
+    }
+    throw err;
   }
 }
 

@@ -1057,6 +1057,11 @@ export class KyselyStore implements Store {
     await this.onClose();
   }
 
+  /** A consistent copy of the whole database in a new file (SQLite `VACUUM INTO`). */
+  async snapshot(to: string): Promise<void> {
+    await sql`VACUUM INTO ${to}`.execute(this.db);
+  }
+
   async transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {
     if (this.inTransaction) return fn(this);
     return this.db.transaction().execute((trx: Transaction<Database>) => fn(new KyselyStore(this.kind, trx, async () => {}, this.box, true)));

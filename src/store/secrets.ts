@@ -22,6 +22,11 @@ export class SecretBox {
     for (const k of keys) this.#keys.set(keyId(k), k);
   }
 
+  /** The sealing key itself (backups are encrypted with it too). */
+  get primaryKey(): Buffer {
+    return this.#primary;
+  }
+
   get primaryId(): string {
     return keyId(this.#primary);
   }
