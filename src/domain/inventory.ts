@@ -107,6 +107,12 @@ export class Inventory {
   // ---- tenants -------------------------------------------------------------------------------
 
   async createTenant(input: TenantCreate): Promise<Tenant> {
+    const t = await this.#createTenant(input);
+    this.changed(t.id, 'tenant', t.id);
+    return t;
+  }
+
+  async #createTenant(input: TenantCreate): Promise<Tenant> {
     const now = this.now();
     const id = randomUUID();
     return this.store.transaction(async (tx) => {
@@ -223,6 +229,13 @@ export class Inventory {
   }
 
   async createSite(tenantId: string, input: SiteCreate): Promise<Site> {
+    const site = await this.#createSite(tenantId, input);
+    // A new subnet can change which tenant a TFTP phone belongs to.
+    this.changed(tenantId, 'site', site.id);
+    return site;
+  }
+
+  async #createSite(tenantId: string, input: SiteCreate): Promise<Site> {
     const now = this.now();
     const id = randomUUID();
     return this.store.transaction(async (tx) => {
