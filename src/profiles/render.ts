@@ -169,15 +169,22 @@ function lineParams(device: Device): Record<string, string> {
   return p;
 }
 
-/** Every variable a template may use, with its value (undefined: known but not set). */
-export function variablesFor(input: RenderInput): Map<string, string | undefined> {
-  const { tenant, site, device, server } = input;
-  const v = new Map<string, string | undefined>([
+/** The variables shared by a tenant's phones: the only ones the shared defaults may use. */
+function sharedVariables(tenant: Tenant, server: ServerInfo): Array<[string, string | undefined]> {
+  return [
     ['tenant.name', tenant.name],
     ['tenant.slug', tenant.slug],
     ['server.host', server.host],
     ['server.httpBase', server.httpBase],
     ['server.httpsBase', server.httpsBase],
+  ];
+}
+
+/** Every variable a template may use, with its value (undefined: known but not set). */
+export function variablesFor(input: RenderInput): Map<string, string | undefined> {
+  const { tenant, site, device, server } = input;
+  const v = new Map<string, string | undefined>([
+    ...sharedVariables(tenant, server),
     ['device.mac', device.mac],
     ['device.name', device.name],
     ['device.model', device.model ?? undefined],
@@ -283,13 +290,7 @@ function sharedVars(vars: Vars): Vars {
 
 /** The shared `defaults.cfg`: built-in defaults, with only tenant and server variables. */
 export function renderDefaults(tenant: Tenant, server: ServerInfo): string {
-  const vars = new Map<string, string | undefined>([
-    ['tenant.name', tenant.name],
-    ['tenant.slug', tenant.slug],
-    ['server.host', server.host],
-    ['server.httpBase', server.httpBase],
-    ['server.httpsBase', server.httpsBase],
-  ]);
+  const vars = new Map(sharedVariables(tenant, server));
   const params = Object.fromEntries(Object.entries(TEMPLATES.defaults).map(([k, v]) => [k, substitute(v, vars, `${k} (built-in defaults)`)]));
   return polycomXml(params, 'edgeprov: built-in defaults');
 }
