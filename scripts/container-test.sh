@@ -47,8 +47,10 @@ D info >/dev/null || { cat "$T/dockerd.log"; echo "dockerd did not start"; exit 
 # --- the base image the Dockerfile names, made locally (no registry is reachable here) ------------
 BASE=node:20-bookworm-slim
 if ! D image inspect "$BASE" >/dev/null 2>&1; then
-  CACHE=${EDGEPROV_BASE_CACHE:-/var/cache/edgeprov/bookworm-node20.tar}
-  if [ ! -s "$CACHE" ] || [ "$CACHE" -ot "$(readlink -f "$(command -v node)")" ] || [ "$CACHE" -ot "$0" ]; then
+  # The cache is keyed by its recipe: a new Node or a changed recipe makes a new base.
+  RECIPE="bookworm minbase +passwd,ca-certificates; node $(node -v) with npm $(npm -v) and headers; v2"
+  CACHE=${EDGEPROV_BASE_CACHE:-/var/cache/edgeprov/base-$(echo "$RECIPE" | sha256sum | cut -c1-12).tar}
+  if [ ! -s "$CACHE" ]; then
     echo "== making $BASE with debootstrap (minbase) and this machine's Node $(node -v)"
     RFS="$T/rootfs"
     debootstrap --variant=minbase --include=passwd,ca-certificates bookworm "$RFS" http://deb.debian.org/debian >"$T/debootstrap.log" 2>&1 \
