@@ -193,6 +193,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     },
   };
   let backupTimer: NodeJS.Timeout | undefined;
+  let pruneTimer: NodeJS.Timeout | undefined;
 
   const handles: ListenerHandle[] = [];
   let closing: Promise<void> | undefined;
@@ -216,6 +217,12 @@ export async function createApp(deps: AppDeps): Promise<App> {
         }, 60_000);
         backupTimer.unref();
       }
+      // Expired and revoked sign-in tokens are dropped a day after they stopped working.
+      pruneTimer = setInterval(() => {
+        const before = new Date(clock.now().getTime() - 86_400_000).toISOString();
+        store.tokens.prune(before).catch((err: unknown) => logger.warn({ err }, 'could not prune old tokens'));
+      }, 3_600_000);
+      pruneTimer.unref();
       let httpHandle: ListenerHandle | undefined;
       let httpsHandle: ListenerHandle | undefined;
       if (config.http.enabled) {
@@ -244,6 +251,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     close() {
       closing ??= (async () => {
         clearInterval(backupTimer);
+        clearInterval(pruneTimer);
         await Promise.all(handles.map((h) => h.close()));
         await tree.close();
         await store.close();

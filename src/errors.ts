@@ -55,4 +55,3 @@ export const conflict = (message: string, details?: FieldIssue[]): AppError =>
 export const invalid = (details: FieldIssue[], message = 'request validation failed'): AppError =>
   new AppError('validation_failed', message, { details });
 
-export const isAppError = (err: unknown): err is AppError => err instanceof AppError;

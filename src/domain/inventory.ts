@@ -21,7 +21,6 @@ import {
 } from './schemas.ts';
 import {
   DEFAULT_TENANT_SETTINGS,
-  type AssignmentTarget,
   type Device,
   type Group,
   type Page,
@@ -554,11 +553,6 @@ export class Inventory {
       await tx.profiles.delete(tenantId, id);
     });
     this.changed(tenantId, 'profile', id);
-  }
-
-  /** Profiles assigned to one target, in order. */
-  assignedProfiles(tenantId: string, kind: AssignmentTarget, targetId: string): Promise<string[]> {
-    return this.store.assignments.get(tenantId, kind, targetId);
   }
 }
 

@@ -31,4 +31,3 @@ export function normalizeMacPrefix(input: string): string | undefined {
   return hex.length > 0 && hex.length <= 12 ? hex : undefined;
 }
 
-export const isCanonicalMac = (s: string): boolean => /^[0-9a-f]{12}$/.test(s);

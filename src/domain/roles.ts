@@ -5,10 +5,6 @@
 export const ROLES = ['system-admin', 'tenant-admin', 'device-admin', 'device-operator'] as const;
 export type Role = (typeof ROLES)[number];
 
-/** Roles a tenant's users can hold (a system administrator belongs to no tenant). */
-export const TENANT_ROLES = ['tenant-admin', 'device-admin', 'device-operator'] as const;
-export type TenantRole = (typeof TENANT_ROLES)[number];
-
 export const PERMISSIONS = [
   'tenants:create',
   'tenants:delete',

@@ -192,4 +192,3 @@ export async function migrateToLatest(db: Kysely<unknown>): Promise<string[]> {
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
 }
 
-export const MIGRATION_NAMES = Object.keys(migrations);

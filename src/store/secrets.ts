@@ -27,10 +27,6 @@ export class SecretBox {
     return this.#primary;
   }
 
-  get primaryId(): string {
-    return keyId(this.#primary);
-  }
-
   seal(plain: string): string {
     const iv = randomBytes(12);
     const c = createCipheriv('aes-256-gcm', this.#primary, iv);
@@ -50,10 +46,6 @@ export class SecretBox {
     const d = createDecipheriv('aes-256-gcm', key, raw.subarray(0, 12));
     d.setAuthTag(raw.subarray(12, 28));
     return Buffer.concat([d.update(raw.subarray(28)), d.final()]).toString('utf8');
-  }
-
-  sealedUnder(value: string): string | null {
-    return value.startsWith(PREFIX) ? value.slice(PREFIX.length, value.indexOf(':', PREFIX.length)) : null;
   }
 }
 
