@@ -52,23 +52,61 @@ export function negotiate(options: Map<string, string>, size: number | undefined
 
 export type SessionEnd = { ok: true } | { ok: false; reason: string };
 
+/** What both kinds of transfer share: the retransmission timer, the retry count, one end. */
+abstract class Transfer {
+  protected done = false;
+  protected retries = 0;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    protected readonly t: Transport,
+    protected readonly n: Negotiated,
+    private readonly onEnd: (end: SessionEnd) => void,
+  ) {}
+
+  /** What to (re)send when the peer has been silent for a timeout. */
+  protected abstract onTimeout(): void;
+
+  /** (Re)starts the retransmission timer. */
+  protected arm(): void {
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      if (!this.done) this.onTimeout();
+    }, this.n.timeoutMs);
+  }
+
+  protected stopTimer(): void {
+    clearTimeout(this.#timer);
+  }
+
+  protected finish(end: SessionEnd): void {
+    this.done = true;
+    clearTimeout(this.#timer);
+    this.t.close();
+    this.onEnd(end);
+  }
+
+  /** Ends the transfer at once (server shutdown). */
+  abort(): void {
+    if (!this.done) this.finish({ ok: false, reason: 'server closing' });
+  }
+}
+
 /** Sends `body` to one client. */
-export class ReadSession {
+export class ReadSession extends Transfer {
   #acked = 0; // highest block the client confirmed (0 = none, or the OACK)
   #sent = 0;
-  #retries = 0;
-  #timer: NodeJS.Timeout | undefined;
-  #done = false;
   /** After an OACK, the client's ACK of block 0 starts the data (RFC 2347). */
   #awaitingOackAck = false;
   readonly #blocks: number;
 
   constructor(
-    private readonly t: Transport,
+    t: Transport,
     private readonly body: Buffer,
-    private readonly n: Negotiated,
-    private readonly onEnd: (end: SessionEnd) => void,
+    n: Negotiated,
+    onEnd: (end: SessionEnd) => void,
   ) {
+    super(t, n, onEnd);
     // A file that is an exact multiple of blksize ends with an empty block.
     this.#blocks = Math.floor(body.length / n.blksize) + 1;
   }
@@ -77,7 +115,7 @@ export class ReadSession {
     if (this.n.ack.size > 0) {
       this.#awaitingOackAck = true;
       this.t.send(P.oack(this.n.ack));
-      this.#arm();
+      this.arm();
     } else {
       this.#sendWindow();
     }
@@ -92,20 +130,14 @@ export class ReadSession {
     const last = Math.min(this.#acked + this.n.windowsize, this.#blocks);
     for (let i = this.#acked + 1; i <= last; i++) this.t.send(this.#block(i));
     this.#sent = last;
-    this.#arm();
+    this.arm();
   }
 
-  #arm(): void {
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => this.#timeout(), this.n.timeoutMs);
-  }
-
-  #timeout(): void {
-    if (this.#done) return;
-    if (++this.#retries > MAX_RETRIES) return this.#finish({ ok: false, reason: 'client stopped answering' });
+  protected onTimeout(): void {
+    if (++this.retries > MAX_RETRIES) return this.finish({ ok: false, reason: 'client stopped answering' });
     if (this.#awaitingOackAck) {
       this.t.send(P.oack(this.n.ack));
-      this.#arm();
+      this.arm();
     } else {
       this.#sendWindow();
     }
@@ -113,16 +145,16 @@ export class ReadSession {
 
   /** A packet from the client's TID. */
   onPacket(p: P.Packet): void {
-    if (this.#done) return;
-    if (p.op === 'ERROR') return this.#finish({ ok: false, reason: `client error ${p.code}: ${p.message}` });
+    if (this.done) return;
+    if (p.op === 'ERROR') return this.finish({ ok: false, reason: `client error ${p.code}: ${p.message}` });
     if (p.op !== 'ACK') {
       this.t.send(P.error(P.ERR.illegalOperation, 'expected ACK'));
-      return this.#finish({ ok: false, reason: `unexpected ${p.op}` });
+      return this.finish({ ok: false, reason: `unexpected ${p.op}` });
     }
     if (this.#awaitingOackAck) {
       if (p.block !== 0) return;
       this.#awaitingOackAck = false;
-      this.#retries = 0;
+      this.retries = 0;
       return this.#sendWindow();
     }
     // Block numbers wrap at 65536; map the 16-bit ACK onto the window we sent.
@@ -130,22 +162,10 @@ export class ReadSession {
     const delta = (p.block - (base & 0xffff) + 0x10000) & 0xffff;
     if (delta === 0 || base + delta > this.#sent) return; // duplicate or stale ACK: ignore
     this.#acked = base + delta;
-    this.#retries = 0;
-    if (this.#acked >= this.#blocks) return this.#finish({ ok: true });
+    this.retries = 0;
+    if (this.#acked >= this.#blocks) return this.finish({ ok: true });
     if (this.#acked === this.#sent) this.#sendWindow();
-    else this.#arm();
-  }
-
-  #finish(end: SessionEnd): void {
-    this.#done = true;
-    clearTimeout(this.#timer);
-    this.t.close();
-    this.onEnd(end);
-  }
-
-  /** Ends the transfer at once (server shutdown). */
-  abort(): void {
-    if (!this.#done) this.#finish({ ok: false, reason: 'server closing' });
+    else this.arm();
   }
 }
 
@@ -154,42 +174,38 @@ export class ReadSession {
  * stored the file, so a client that sees the final ACK knows it was kept; a refusal becomes an
  * ERROR packet instead.
  */
-export class WriteSession {
+export class WriteSession extends Transfer {
   #expect = 1;
   #chunks: Buffer[] = [];
   #size = 0;
-  #retries = 0;
-  #timer: NodeJS.Timeout | undefined;
-  #done = false;
 
   constructor(
-    private readonly t: Transport,
-    private readonly n: Negotiated,
+    t: Transport,
+    n: Negotiated,
     private readonly maxBytes: number,
     private readonly commit: (body: Buffer) => Promise<string | undefined>,
-    private readonly onEnd: (end: SessionEnd) => void,
-  ) {}
+    onEnd: (end: SessionEnd) => void,
+  ) {
+    super(t, n, onEnd);
+  }
 
   start(): void {
     this.t.send(this.n.ack.size > 0 ? P.oack(this.n.ack) : P.ack(0));
-    this.#arm();
+    this.arm();
   }
 
-  #arm(): void {
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => {
-      if (++this.#retries > MAX_RETRIES) return this.#finish({ ok: false, reason: 'client stopped sending' });
-      this.t.send(this.#expect === 1 && this.n.ack.size > 0 ? P.oack(this.n.ack) : P.ack(this.#expect - 1));
-      this.#arm();
-    }, this.n.timeoutMs);
+  protected onTimeout(): void {
+    if (++this.retries > MAX_RETRIES) return this.finish({ ok: false, reason: 'client stopped sending' });
+    this.t.send(this.#expect === 1 && this.n.ack.size > 0 ? P.oack(this.n.ack) : P.ack(this.#expect - 1));
+    this.arm();
   }
 
   onPacket(p: P.Packet): void {
-    if (this.#done) return;
-    if (p.op === 'ERROR') return this.#finish({ ok: false, reason: `client error ${p.code}` });
+    if (this.done) return;
+    if (p.op === 'ERROR') return this.finish({ ok: false, reason: `client error ${p.code}` });
     if (p.op !== 'DATA') {
       this.t.send(P.error(P.ERR.illegalOperation, 'expected DATA'));
-      return this.#finish({ ok: false, reason: `unexpected ${p.op}` });
+      return this.finish({ ok: false, reason: `unexpected ${p.op}` });
     }
     if (p.block !== (this.#expect & 0xffff)) {
       this.t.send(P.ack((this.#expect - 1) & 0xffff)); // re-acknowledge what we have
@@ -197,44 +213,33 @@ export class WriteSession {
     }
     if (p.data.length > this.n.blksize) {
       this.t.send(P.error(P.ERR.illegalOperation, 'block larger than negotiated'));
-      return this.#finish({ ok: false, reason: 'oversize block' });
+      return this.finish({ ok: false, reason: 'oversize block' });
     }
     this.#size += p.data.length;
     if (this.#size > this.maxBytes) {
       this.t.send(P.error(P.ERR.diskFull, `upload larger than ${this.maxBytes} bytes`));
-      return this.#finish({ ok: false, reason: 'too large' });
+      return this.finish({ ok: false, reason: 'too large' });
     }
     this.#chunks.push(Buffer.from(p.data));
     this.#expect++;
-    this.#retries = 0;
+    this.retries = 0;
     if (p.data.length < this.n.blksize) {
-      clearTimeout(this.#timer);
-      this.#done = true;
+      this.stopTimer();
+      this.done = true;
       const block = p.block;
       this.commit(Buffer.concat(this.#chunks, this.#size)).then(
         (refusal) => {
           this.t.send(refusal ? P.error(P.ERR.accessViolation, refusal) : P.ack(block));
-          this.#finish(refusal ? { ok: false, reason: refusal } : { ok: true });
+          this.finish(refusal ? { ok: false, reason: refusal } : { ok: true });
         },
         () => {
           this.t.send(P.error(P.ERR.notDefined, 'could not store the file'));
-          this.#finish({ ok: false, reason: 'store failed' });
+          this.finish({ ok: false, reason: 'store failed' });
         },
       );
       return;
     }
     this.t.send(P.ack(p.block));
-    this.#arm();
-  }
-
-  #finish(end: SessionEnd): void {
-    this.#done = true;
-    clearTimeout(this.#timer);
-    this.t.close();
-    this.onEnd(end);
-  }
-
-  abort(): void {
-    if (!this.#done) this.#finish({ ok: false, reason: 'server closing' });
+    this.arm();
   }
 }
