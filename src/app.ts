@@ -21,6 +21,7 @@ import { createDeviceHandler } from './server/http/device-routes.ts';
 import { startHttp, type ListenerHandle } from './server/http/listener.ts';
 import { ensureTls, hardenSocket, tlsServerOptions, type TlsMaterial } from './server/tls.ts';
 import { startTftp, type TftpHandle } from './server/tftp/server.ts';
+import { interfaceAddress, startDhcp, type DhcpHandle } from './server/dhcp/server.ts';
 import { readdir } from 'node:fs/promises';
 import { createBackup, pruneBackups, type BackupResult } from './store/backup.ts';
 import type { KyselyStore } from './store/kysely-store.ts';
@@ -62,6 +63,7 @@ export interface RunningApp {
   readonly http: ListenerHandle | undefined;
   readonly https: ListenerHandle | undefined;
   readonly tftp: TftpHandle | undefined;
+  readonly dhcp: DhcpHandle | undefined;
 }
 
 export const databaseFile = (config: Config): string => join(config.dataDir, 'edgeprov.db');
@@ -157,6 +159,8 @@ export async function createApp(deps: AppDeps): Promise<App> {
     auditor,
     maxPageSize: config.api.maxPageSize,
     maxBodyBytes: config.api.maxBodyBytes,
+    dhcpLeases: store.dhcpLeases,
+    clock,
   });
   const deviceHandler = createDeviceHandler({
     tree,
@@ -246,7 +250,34 @@ export async function createApp(deps: AppDeps): Promise<App> {
         handles.push({ address: tftpHandle.address, close: () => (tftpHandle as TftpHandle).close() });
         logger.info({ address: tftpHandle.address }, 'TFTP listening');
       }
-      return { http: httpHandle, https: httpsHandle, tftp: tftpHandle };
+      let dhcpHandle: DhcpHandle | undefined;
+      if (config.dhcp.enabled) {
+        const serverAddress = config.dhcp.address ?? (config.dhcp.interface ? interfaceAddress(config.dhcp.interface) : undefined);
+        if (!serverAddress) {
+          throw new Error(
+            config.dhcp.interface
+              ? `dhcp: interface ${config.dhcp.interface} has no IPv4 address`
+              : 'dhcp: set dhcp.interface (or dhcp.address) to the segment the built-in DHCP server serves',
+          );
+        }
+        const dhcp = await startDhcp(
+          { host: '0.0.0.0', port: config.dhcp.port, serverAddress, declineSeconds: config.dhcp.declineSeconds },
+          {
+            store,
+            inventory,
+            clock,
+            logger,
+            provisioningUrl: async (tenantId, withCredentials) => {
+              const info = await provisioningInfo(tenantId);
+              return withCredentials ? info.dhcp.option160 : info.dhcp.option160WithoutCredentials;
+            },
+          },
+        );
+        dhcpHandle = dhcp;
+        handles.push({ address: dhcp.address, close: () => dhcp.close() });
+        logger.info({ address: dhcp.address, serverAddress }, 'DHCP listening');
+      }
+      return { http: httpHandle, https: httpsHandle, tftp: tftpHandle, dhcp: dhcpHandle };
     },
     close() {
       closing ??= (async () => {

@@ -48,6 +48,21 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    dhcp: z
+      .object({
+        /** Run the built-in DHCPv4 server for the sites that switch it on. @default false */
+        enabled: z.boolean().default(false),
+        /** UDP port (67 for real clients; needs CAP_NET_BIND_SERVICE). @default 67 */
+        port: z.number().int().min(0).max(65535).default(67),
+        /** Interface of the served segment; its IPv4 address becomes the server identifier. */
+        interface: z.string().min(1).max(64).optional(),
+        /** This server's IPv4 address on the served segment (instead of `interface`). */
+        address: z.ipv4().optional(),
+        /** How long a declined address is set aside. @default 3600 */
+        declineSeconds: z.number().int().min(1).max(30 * 86400).default(3600),
+      })
+      .strict()
+      .prefault({}),
     provisioning: z
       .object({
         /** Slug of a tenant also served at `/` (single-tenant mode), for phones that cannot take a path. */

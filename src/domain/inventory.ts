@@ -3,7 +3,7 @@ import type { Clock } from '../clock.ts';
 import { AppError, conflict, invalid, notFound, type FieldIssue } from '../errors.ts';
 import type { DeviceFilter, Store } from '../store/store.ts';
 import { normalizeMac } from './mac.ts';
-import { cidrsOverlap, parseCidr } from './net.ts';
+import { cidrContains, cidrsOverlap, parseCidr, parseIp } from './net.ts';
 import {
   deviceCreateSchema,
   deviceUpdateSchema,
@@ -20,7 +20,9 @@ import {
   type TenantUpdate,
 } from './schemas.ts';
 import {
+  DEFAULT_SITE_DHCP,
   DEFAULT_TENANT_SETTINGS,
+  type SiteDhcp,
   type Device,
   type Group,
   type Page,
@@ -227,6 +229,26 @@ export class Inventory {
     if (issues.length) throw conflict('a subnet overlaps another site of this tenant', issues);
   }
 
+  /** The DHCP settings must fit the site's IPv4 subnets: ranges, reservations and the pool size. */
+  private checkDhcp(subnets: string[], dhcp: SiteDhcp): void {
+    const v4 = subnets.map((s) => parseCidr(s)).filter((c) => c?.family === 4) as NonNullable<ReturnType<typeof parseCidr>>[];
+    const issues: FieldIssue[] = [];
+    const within = (ip: string) => v4.find((c) => cidrContains(c, ip));
+    if (dhcp.enabled && v4.length === 0) issues.push({ path: 'dhcp.enabled', message: 'the site needs an IPv4 subnet to hand out addresses from' });
+    dhcp.ranges.forEach((r, i) => {
+      const a = parseIp(r.start)?.value ?? 0n;
+      const b = parseIp(r.end)?.value ?? 0n;
+      const net = within(r.start);
+      if (!net || net !== within(r.end)) issues.push({ path: `dhcp.ranges.${i}`, message: 'start and end must lie in the same IPv4 subnet of the site' });
+      else if (a > b) issues.push({ path: `dhcp.ranges.${i}`, message: 'start is after end' });
+      else if (b - a >= 65536n) issues.push({ path: `dhcp.ranges.${i}`, message: 'at most 65536 addresses per range' });
+    });
+    dhcp.reservations.forEach((r, i) => {
+      if (!within(r.ip)) issues.push({ path: `dhcp.reservations.${i}.ip`, message: `${r.ip} is not in a subnet of the site` });
+    });
+    if (issues.length) throw invalid(issues);
+  }
+
   async createSite(tenantId: string, input: SiteCreate): Promise<Site> {
     const site = await this.#createSite(tenantId, input);
     // A new subnet can change which tenant a TFTP phone belongs to.
@@ -239,6 +261,8 @@ export class Inventory {
     const id = randomUUID();
     return this.store.transaction(async (tx) => {
       await this.checkSubnets(tx, tenantId, input.subnets ?? []);
+      const dhcp: SiteDhcp = { ...DEFAULT_SITE_DHCP, ...input.dhcp };
+      this.checkDhcp(input.subnets ?? [], dhcp);
       await this.checkProfiles(tx, tenantId, input.profileIds);
       await this.uniqueName(tx.sites.all(tenantId), input.name, 'site');
       await tx.sites.insert({
@@ -251,6 +275,7 @@ export class Inventory {
         timeZone: input.timeZone ?? 'UTC',
         sip: input.sip ?? {},
         ntp: input.ntp ?? {},
+        dhcp,
         createdAt: now,
         updatedAt: now,
       });
@@ -283,8 +308,10 @@ export class Inventory {
       if (patch.subnets) await this.checkSubnets(tx, tenantId, patch.subnets, id);
       if (patch.name) await this.uniqueName(tx.sites.all(tenantId), patch.name, 'site', id);
       await this.checkProfiles(tx, tenantId, patch.profileIds);
-      const { profileIds, ...rest } = patch;
-      await tx.sites.update(tenantId, id, { ...rest, updatedAt: this.now() });
+      const { profileIds, dhcp: dhcpPatch, ...rest } = patch;
+      const dhcp: SiteDhcp = { ...cur.dhcp, ...dhcpPatch };
+      if (dhcpPatch || patch.subnets) this.checkDhcp(patch.subnets ?? cur.subnets, dhcp);
+      await tx.sites.update(tenantId, id, { ...rest, ...(dhcpPatch && { dhcp }), updatedAt: this.now() });
       if (profileIds) await tx.assignments.set(tenantId, 'site', id, profileIds);
       return (await tx.sites.get(tenantId, id)) as Site;
     });

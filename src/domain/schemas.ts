@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { normalizeMac } from './mac.ts';
 import { parseCidr } from './net.ts';
-import { DEVICE_STATES, SIP_TRANSPORTS } from './types.ts';
+import { isIPv4 } from 'node:net';
+import { DEVICE_STATES, DHCP_OPTION_TYPES, SIP_TRANSPORTS, type DhcpOptionType } from './types.ts';
 import { ROLES } from './roles.ts';
 
 /**
@@ -102,6 +103,71 @@ export const tenantUpdateSchema = z
   .object({ name: name.optional(), slug: slugSchema.optional(), settings: tenantSettingsSchema.optional(), profileIds: profileIds.optional() })
   .strict();
 
+const ipv4 = z.string().trim().refine((v) => isIPv4(v), 'must be an IPv4 address such as 10.20.0.1');
+
+/** Why a value does not fit a DHCP option type, or `undefined` when it does. */
+export function dhcpOptionProblem(type: DhcpOptionType, value: string): string | undefined {
+  const int = (max: number) => (/^\d{1,10}$/.test(value) && Number(value) <= max ? undefined : `must be a whole number from 0 to ${max}`);
+  switch (type) {
+    case 'text':
+      return /^[\x20-\x7e]{0,1000}$/.test(value) ? undefined : 'must be printable ASCII, at most 1000 characters';
+    case 'ip':
+      return isIPv4(value) ? undefined : 'must be an IPv4 address';
+    case 'ips': {
+      const list = value.split(',').map((v) => v.trim());
+      return list.length <= 60 && list.every((v) => isIPv4(v)) ? undefined : 'must be IPv4 addresses separated by commas';
+    }
+    case 'uint8':
+      return int(255);
+    case 'uint16':
+      return int(65535);
+    case 'uint32':
+      return int(4294967295);
+    case 'bool':
+      return ['true', 'false', '0', '1'].includes(value) ? undefined : 'must be true, false, 1 or 0';
+    case 'hex': {
+      const hex = value.replace(/[:\s]/g, '');
+      return /^([0-9a-fA-F]{2}){0,1000}$/.test(hex) ? undefined : 'must be pairs of hex digits (colons allowed)';
+    }
+  }
+}
+
+/** Codes the DHCP server itself owns: the message machinery, lease times, identifiers. */
+export const RESERVED_DHCP_CODES = new Set([0, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 61, 255]);
+
+export const siteDhcpSchema = z
+  .object({
+    enabled: z.boolean().optional(),
+    ranges: z.array(z.object({ start: ipv4, end: ipv4 }).strict()).max(32).optional(),
+    routers: z.array(ipv4).max(8).optional(),
+    dnsServers: z.array(ipv4).max(8).optional(),
+    ntpServers: z.array(ipv4).max(8).optional(),
+    domainName: hostName.nullable().optional(),
+    leaseSeconds: z.number().int().min(60).max(365 * 86400).optional(),
+    credentialsInUrl: z.boolean().optional(),
+    options: z
+      .array(
+        z
+          .object({ code: z.number().int().min(1).max(254), type: z.enum(DHCP_OPTION_TYPES), value: z.string().max(2000) })
+          .strict()
+          .superRefine((o, ctx) => {
+            if (RESERVED_DHCP_CODES.has(o.code)) ctx.addIssue({ code: 'custom', path: ['code'], message: `option ${o.code} is set by the server itself` });
+            const problem = dhcpOptionProblem(o.type, o.value);
+            if (problem) ctx.addIssue({ code: 'custom', path: ['value'], message: problem });
+          }),
+      )
+      .max(64)
+      .refine((a) => new Set(a.map((o) => o.code)).size === a.length, 'must not repeat an option code')
+      .optional(),
+    reservations: z
+      .array(z.object({ mac: macSchema, ip: ipv4 }).strict())
+      .max(10000)
+      .refine((a) => new Set(a.map((r) => r.mac)).size === a.length, 'must not repeat a MAC')
+      .refine((a) => new Set(a.map((r) => r.ip)).size === a.length, 'must not repeat an address')
+      .optional(),
+  })
+  .strict();
+
 export const siteCreateSchema = z
   .object({
     name,
@@ -111,6 +177,7 @@ export const siteCreateSchema = z
     timeZone: timeZoneSchema.optional(),
     sip: sipSettingsSchema.optional(),
     ntp: ntpSettingsSchema.optional(),
+    dhcp: siteDhcpSchema.optional(),
     profileIds: profileIds.optional(),
   })
   .strict();

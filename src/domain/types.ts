@@ -38,6 +38,45 @@ export interface NtpSettings {
   server?: string;
 }
 
+/** Value types of an extra DHCP option a site sends (see `src/server/dhcp/`). */
+export const DHCP_OPTION_TYPES = ['text', 'ip', 'ips', 'uint8', 'uint16', 'uint32', 'bool', 'hex'] as const;
+export type DhcpOptionType = (typeof DHCP_OPTION_TYPES)[number];
+
+/** The built-in DHCPv4 server's settings for one site (used only when the server is switched on). */
+export interface SiteDhcp {
+  enabled: boolean;
+  /** Address ranges handed out, each inside one of the site's IPv4 subnets; empty: whole subnets. */
+  ranges: Array<{ start: string; end: string }>;
+  /** Option 3; the one inside the pool's subnet is sent. */
+  routers: string[];
+  /** Option 6. */
+  dnsServers: string[];
+  /** Option 42; empty: the site's NTP server when it is an address. */
+  ntpServers: string[];
+  /** Option 15. */
+  domainName: string | null;
+  leaseSeconds: number;
+  /** Put the provisioning credentials into the option 160/66 URL. */
+  credentialsInUrl: boolean;
+  /** Further options; one with code 66 or 160 replaces the provisioning URL. */
+  options: Array<{ code: number; type: DhcpOptionType; value: string }>;
+  /** Fixed addresses by MAC (12 lowercase hex digits). */
+  reservations: Array<{ mac: string; ip: string }>;
+}
+
+export const DEFAULT_SITE_DHCP: SiteDhcp = {
+  enabled: false,
+  ranges: [],
+  routers: [],
+  dnsServers: [],
+  ntpServers: [],
+  domainName: null,
+  leaseSeconds: 86400,
+  credentialsInUrl: true,
+  options: [],
+  reservations: [],
+};
+
 export interface Site {
   id: string;
   tenantId: string;
@@ -50,6 +89,7 @@ export interface Site {
   timeZone: string;
   sip: SipSettings;
   ntp: NtpSettings;
+  dhcp: SiteDhcp;
   profileIds: string[];
   deviceCount: number;
   createdAt: string;
@@ -193,4 +233,18 @@ export interface AuditEvent {
   /** State before and after, secrets masked. */
   before: unknown;
   after: unknown;
+}
+
+/** An address the built-in DHCP server handed out (or set aside), as stored. */
+export interface DhcpLease {
+  tenantId: string;
+  siteId: string;
+  ip: string;
+  /** 12 lowercase hex digits. */
+  mac: string;
+  /** `declined`: a client found the address in use; it is set aside until `expiresAt`. */
+  state: 'bound' | 'released' | 'declined';
+  expiresAt: string;
+  hostname: string | null;
+  updatedAt: string;
 }

@@ -19,12 +19,13 @@ import type {
 } from '../domain/types.ts';
 import type { Role } from '../domain/roles.ts';
 import type { SecretBox } from './secrets.ts';
-import { DEFAULT_TENANT_SETTINGS } from '../domain/types.ts';
-import type { Database, DevicesTable, SitesTable, TenantsTable, TokensTable, UsersTable } from './schema.ts';
+import { DEFAULT_SITE_DHCP, DEFAULT_TENANT_SETTINGS, type DhcpLease, type SiteDhcp } from '../domain/types.ts';
+import type { Database, DevicesTable, DhcpLeasesTable, SitesTable, TenantsTable, TokensTable, UsersTable } from './schema.ts';
 import type {
   AssignmentRepo,
   DeviceFilter,
   DeviceRepo,
+  DhcpLeaseRepo,
   DeviceRow,
   GroupRepo,
   GroupRow,
@@ -266,6 +267,7 @@ function siteFromRow(r: SitesTable & { device_count: number | string | null }, p
     timeZone: r.time_zone,
     sip: parse(r.sip),
     ntp: parse(r.ntp),
+    dhcp: { ...DEFAULT_SITE_DHCP, ...parse<Partial<SiteDhcp>>(r.dhcp) },
     profileIds,
     deviceCount: Number(r.device_count ?? 0),
     createdAt: r.created_at,
@@ -307,6 +309,7 @@ class Sites implements SiteRepo {
           time_zone: row.timeZone,
           sip: json(row.sip),
           ntp: json(row.ntp),
+          dhcp: json(row.dhcp),
           created_at: row.createdAt,
           updated_at: row.updatedAt,
         })
@@ -347,6 +350,7 @@ class Sites implements SiteRepo {
           ...(patch.timeZone !== undefined && { time_zone: patch.timeZone }),
           ...(patch.sip !== undefined && { sip: json(patch.sip) }),
           ...(patch.ntp !== undefined && { ntp: json(patch.ntp) }),
+          ...(patch.dhcp !== undefined && { dhcp: json(patch.dhcp) }),
           ...(patch.updatedAt !== undefined && { updated_at: patch.updatedAt }),
         })
         .where('tenant_id', '=', tenantId)
@@ -1017,6 +1021,47 @@ class Tokens implements TokenRepo {
   }
 }
 
+class DhcpLeases implements DhcpLeaseRepo {
+  constructor(private readonly db: Db) {}
+
+  private static from(r: DhcpLeasesTable): DhcpLease {
+    return {
+      tenantId: r.tenant_id,
+      siteId: r.site_id,
+      ip: r.ip,
+      mac: r.mac,
+      state: r.state as DhcpLease['state'],
+      expiresAt: r.expires_at,
+      hostname: r.hostname,
+      updatedAt: r.updated_at,
+    };
+  }
+
+  async all(): Promise<DhcpLease[]> {
+    return (await this.db.selectFrom('dhcp_leases').selectAll().execute()).map(DhcpLeases.from);
+  }
+
+  async list(tenantId: string, siteId: string): Promise<DhcpLease[]> {
+    const rows = await this.db.selectFrom('dhcp_leases').selectAll().where('tenant_id', '=', tenantId).where('site_id', '=', siteId).execute();
+    return rows.map(DhcpLeases.from).sort((a, b) => ipOrder(a.ip) - ipOrder(b.ip));
+  }
+
+  async put(l: DhcpLease): Promise<void> {
+    const values = { mac: l.mac, state: l.state, expires_at: l.expiresAt, hostname: l.hostname, updated_at: l.updatedAt };
+    await this.db
+      .insertInto('dhcp_leases')
+      .values({ site_id: l.siteId, tenant_id: l.tenantId, ip: l.ip, ...values })
+      .onConflict((oc) => oc.columns(['site_id', 'ip']).doUpdateSet(values))
+      .execute();
+  }
+
+  async delete(siteId: string, ip: string): Promise<void> {
+    await this.db.deleteFrom('dhcp_leases').where('site_id', '=', siteId).where('ip', '=', ip).execute();
+  }
+}
+
+const ipOrder = (ip: string): number => ip.split('.').reduce((a, p) => a * 256 + Number(p), 0);
+
 /** The store over any Kysely database; dialect-specific set-up lives in `sqlite.ts` (and later `postgres.ts`). */
 export class KyselyStore implements Store {
   readonly tenants: Tenants;
@@ -1029,6 +1074,7 @@ export class KyselyStore implements Store {
   readonly tokens: Tokens;
   readonly rendered: Rendered;
   readonly audit: Audit;
+  readonly dhcpLeases: DhcpLeases;
 
   constructor(
     readonly kind: 'sqlite' | 'postgres',
@@ -1047,6 +1093,7 @@ export class KyselyStore implements Store {
     this.tokens = new Tokens(db);
     this.rendered = new Rendered(db, box);
     this.audit = new Audit(db);
+    this.dhcpLeases = new DhcpLeases(db);
   }
 
   async ping(): Promise<void> {

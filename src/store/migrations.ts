@@ -176,6 +176,24 @@ const migrations: Record<string, Migration> = {
       await sql`CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit_events BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END`.execute(db);
     },
   },
+  '0004_dhcp': {
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('sites').addColumn('dhcp', 'text', (c) => c.notNull().defaultTo('{}')).execute();
+      await db.schema
+        .createTable('dhcp_leases')
+        .addColumn('site_id', 'text', (c) => c.notNull().references('sites.id').onDelete('cascade'))
+        .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id').onDelete('cascade'))
+        .addColumn('ip', 'text', (c) => c.notNull())
+        .addColumn('mac', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .addColumn('hostname', 'text')
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('dhcp_leases_pk', ['site_id', 'ip'])
+        .execute();
+      await db.schema.createIndex('dhcp_leases_tenant').on('dhcp_leases').columns(['tenant_id', 'site_id']).execute();
+    },
+  },
 };
 
 class StaticProvider implements MigrationProvider {

@@ -28,6 +28,8 @@ export interface SitesTable {
   time_zone: string;
   sip: string;
   ntp: string;
+  /** JSON of `SiteDhcp` (migration 0004). */
+  dhcp: string;
   created_at: string;
   updated_at: string;
 }
@@ -148,4 +150,16 @@ export interface Database {
   tokens: TokensTable;
   rendered_files: RenderedFilesTable;
   audit_events: AuditEventsTable;
+  dhcp_leases: DhcpLeasesTable;
+}
+
+export interface DhcpLeasesTable {
+  site_id: string;
+  tenant_id: string;
+  ip: string;
+  mac: string;
+  state: string;
+  expires_at: string;
+  hostname: string | null;
+  updated_at: string;
 }

@@ -2,6 +2,7 @@ import type {
   AuditEvent,
   AssignmentTarget,
   Device,
+  DhcpLease,
   DeviceState,
   Group,
   LastSeen,
@@ -38,6 +39,17 @@ export interface Store {
   tokens: TokenRepo;
   rendered: RenderedRepo;
   audit: AuditRepo;
+  dhcpLeases: DhcpLeaseRepo;
+}
+
+/** Leases of the built-in DHCP server, one row per (site, address). */
+export interface DhcpLeaseRepo {
+  /** Every lease of every site: the server loads them at start. */
+  all(): Promise<DhcpLease[]>;
+  list(tenantId: string, siteId: string): Promise<DhcpLease[]>;
+  /** Inserts or replaces the lease of `lease.ip` in `lease.siteId`. */
+  put(lease: DhcpLease): Promise<void>;
+  delete(siteId: string, ip: string): Promise<void>;
 }
 
 export interface AuditFilter {

@@ -25,6 +25,8 @@ import { MAX_CSV_BYTES, csvHeader, csvRows, importDevicesCsv } from '../../domai
 import { AppError, invalid, notFound } from '../../errors.ts';
 import { bodyLimit } from 'hono/body-limit';
 import { DHCP_SERVERS, dhcpSnippet } from '../../provisioning/dhcp-snippets.ts';
+import type { DhcpLeaseRepo } from '../../store/store.ts';
+import type { Clock } from '../../clock.ts';
 import type { ProvisioningTree } from '../../provisioning/tree.ts';
 import type { UploadStore } from '../../provisioning/uploads.ts';
 import type { Auditor } from '../../domain/audit.ts';
@@ -39,6 +41,7 @@ import {
   pageOf,
   profileView,
   siteView,
+  dhcpLeaseView,
   tenantView,
   toDeviceView,
   tokenView,
@@ -65,6 +68,8 @@ export interface AdminApiDeps {
   auditor: Auditor;
   maxPageSize: number;
   maxBodyBytes: number;
+  dhcpLeases: DhcpLeaseRepo;
+  clock: Clock;
 }
 
 /** The OpenAPI extension naming the permission each operation needs; the RBAC test reads it. */
@@ -350,6 +355,33 @@ export function createAdminApi(deps: AdminApiDeps): OpenAPIHono<HttpEnv> {
       const info = await deps.provisioningInfo(p.tenantId);
       const url = q.credentials ? info.dhcp.option160 : info.dhcp.option160WithoutCredentials;
       return c.text(dhcpSnippet(q.server, { tenant, site, url, polycomOnly: q.polycomOnly }), 200);
+    },
+  );
+
+  api.openapi(
+    op('sites:read', {
+      method: 'get',
+      path: '/tenants/{tenantId}/sites/{siteId}/dhcp/leases',
+      operationId: 'listSiteDhcpLeases',
+      tags: ['sites'],
+      summary: 'Addresses the built-in DHCP server handed out on this site (and those set aside)',
+      request: { params: siteParams },
+      responses: { 200: json(z.object({ items: z.array(dhcpLeaseView) }), 'The leases, by address') },
+    }),
+    async (c) => {
+      const p = c.req.valid('param');
+      await inventory.getSite(p.tenantId, p.siteId);
+      const now = deps.clock.now().toISOString();
+      const rows = await deps.dhcpLeases.list(p.tenantId, p.siteId);
+      const items = rows.map((l) => ({
+        ip: l.ip,
+        mac: l.mac,
+        state: l.state === 'bound' ? (l.expiresAt > now ? ('active' as const) : ('expired' as const)) : l.state,
+        expiresAt: l.expiresAt,
+        hostname: l.hostname,
+        updatedAt: l.updatedAt,
+      }));
+      return c.json({ items }, 200);
     },
   );
 

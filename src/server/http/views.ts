@@ -1,6 +1,6 @@
 import { z } from '@hono/zod-openapi';
 import { ROLES } from '../../domain/roles.ts';
-import { DEVICE_STATES, SIP_TRANSPORTS, type Device, type Page } from '../../domain/types.ts';
+import { DEVICE_STATES, DHCP_OPTION_TYPES, SIP_TRANSPORTS, type Device, type Page } from '../../domain/types.ts';
 
 /** Response shapes of the admin API; the OpenAPI document is generated from these. */
 
@@ -48,6 +48,18 @@ export const siteView = z
       outboundProxy: z.string().optional(),
     }),
     ntp: z.object({ server: z.string().optional() }),
+    dhcp: z.object({
+      enabled: z.boolean(),
+      ranges: z.array(z.object({ start: z.string(), end: z.string() })),
+      routers: z.array(z.string()),
+      dnsServers: z.array(z.string()),
+      ntpServers: z.array(z.string()),
+      domainName: z.string().nullable(),
+      leaseSeconds: z.number().int(),
+      credentialsInUrl: z.boolean(),
+      options: z.array(z.object({ code: z.number().int(), type: z.enum(DHCP_OPTION_TYPES), value: z.string() })),
+      reservations: z.array(z.object({ mac: z.string(), ip: z.string() })),
+    }),
     profileIds: z.array(z.string()),
     deviceCount: z.number().int(),
     createdAt: time,
@@ -163,3 +175,15 @@ export function pageOf<T extends z.ZodType>(item: T, name: string) {
 }
 
 export const mapPage = <A, B>(p: Page<A>, fn: (a: A) => B): Page<B> => ({ ...p, items: p.items.map(fn) });
+
+export const dhcpLeaseView = z
+  .object({
+    ip: z.string(),
+    mac: z.string(),
+    /** `active`: bound and not yet expired. */
+    state: z.enum(['active', 'expired', 'released', 'declined']),
+    expiresAt: time,
+    hostname: z.string().nullable(),
+    updatedAt: time,
+  })
+  .openapi('DhcpLease');
