@@ -9,6 +9,7 @@ import { Auditor } from './domain/audit.ts';
 import { Inventory } from './domain/inventory.ts';
 import type { Tenant } from './domain/types.ts';
 import { createAccessLogger, createLogger, type Logger } from './logger.ts';
+import { createMailer } from './mail/mailer.ts';
 import { ParamCatalogue } from './profiles/catalogue.ts';
 import type { ServerInfo } from './profiles/render.ts';
 import { ProvisioningTree } from './provisioning/tree.ts';
@@ -89,6 +90,17 @@ export async function createApp(deps: AppDeps): Promise<App> {
   if (keyring.source === 'generated') logger.warn({ file: masterKeyFile(config) }, 'generated a new master key; back it up apart from the data');
   const store = deps.store ?? (await openSqliteStore({ file: databaseFile(config), box: keyring.box }));
   const inventory = new Inventory({ store, clock });
+  const publicHost = config.publicHosts[0] ?? hostname();
+  // Bound ports replace the configured ones once listening (port 0 in tests).
+  const ports = { http: config.http.port, https: config.https.port };
+  const urlHost = publicHost.includes(':') ? `[${publicHost}]` : publicHost;
+  const mailer = createMailer({
+    smtpUrl: config.mail.smtpUrl,
+    smtpPassword: config.mail.smtpPassword,
+    from: config.mail.from,
+    outboxDir: config.mail.outboxDir ? resolve(config.dataDir, config.mail.outboxDir) : join(config.dataDir, 'outbox'),
+    logger,
+  });
   const accounts = new Accounts({
     store,
     clock,
@@ -96,17 +108,19 @@ export async function createApp(deps: AppDeps): Promise<App> {
     sessionTtlSeconds: config.api.sessionTtlSeconds,
     maxFailures: config.auth.maxFailures,
     lockoutSeconds: config.auth.lockoutSeconds,
+    mailer,
+    linkBase: () =>
+      config.mail.linkBaseUrl ?? (config.https.enabled ? `https://${urlHost}:${ports.https}` : `http://${urlHost}:${ports.http}`),
+    activationHours: config.auth.activationHours,
+    resetMinutes: config.auth.resetMinutes,
+    logger,
   });
 
-  const publicHost = config.publicHosts[0] ?? hostname();
   const hosts = [...new Set([...config.publicHosts, hostname(), 'localhost', '127.0.0.1', '::1'])];
   const tls = config.https.enabled
     ? ensureTls({ dataDir: config.dataDir, hosts, certFile: config.https.certFile, keyFile: config.https.keyFile, logger })
     : undefined;
 
-  // Bound ports replace the configured ones once listening (port 0 in tests).
-  const ports = { http: config.http.port, https: config.https.port };
-  const urlHost = publicHost.includes(':') ? `[${publicHost}]` : publicHost;
   const base = (scheme: 'http' | 'https', key: string) => `${scheme}://${urlHost}:${ports[scheme]}/p/${key}/`;
   const serverInfo = (tenant: Tenant): ServerInfo => ({
     host: publicHost,
@@ -286,6 +300,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
         await Promise.all(handles.map((h) => h.close()));
         await tree.close();
         await store.close();
+        mailer.close();
         accessLogger.flush();
       })();
       return closing;

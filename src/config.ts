@@ -85,6 +85,21 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    mail: z
+      .object({
+        /** SMTP server, e.g. `smtp://user@mail.example:587` (STARTTLS when offered) or `smtps://…:465`. Unset: mail goes to the outbox. */
+        smtpUrl: z.url({ protocol: /^smtps?$/ }).optional(),
+        /** Password for the SMTP user (kept out of the URL so it is masked everywhere). */
+        smtpPassword: z.string().min(1).max(500).optional(),
+        /** Sender of account mail. @default "edgeprov <edgeprov@localhost>" */
+        from: z.string().min(3).max(300).default('edgeprov <edgeprov@localhost>'),
+        /** Folder mail is written to when no SMTP server is configured. @default "<dataDir>/outbox" */
+        outboxDir: z.string().min(1).optional(),
+        /** Base of the links in account mail (behind a reverse proxy). Empty: this server's HTTPS (else HTTP) URL. */
+        linkBaseUrl: z.url({ protocol: /^https?$/ }).optional(),
+      })
+      .strict()
+      .prefault({}),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -116,6 +131,10 @@ export const configSchema = z
         maxFailures: z.number().int().min(1).max(1000).default(10),
         /** Window and lockout length for failed sign-ins. @default 900 */
         lockoutSeconds: z.number().int().min(1).max(86400).default(900),
+        /** How long an invitation (activation link) stays valid. @default 72 */
+        activationHours: z.number().int().min(1).max(30 * 24).default(72),
+        /** How long a password-reset link stays valid. @default 60 */
+        resetMinutes: z.number().int().min(5).max(24 * 60).default(60),
       })
       .strict()
       .prefault({}),
@@ -318,5 +337,7 @@ export function maskConfig(value: unknown, key = ''): unknown {
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, maskConfig(v, k)]));
   }
   if (SECRET_KEY.test(key) && value !== undefined && value !== '') return '***';
+  // A password written into a URL anyway is masked too.
+  if (/Url$/.test(key) && typeof value === 'string') return value.replace(/^([a-z]+:\/\/[^:/@]*):[^@/]*@/i, '$1:***@');
   return value;
 }

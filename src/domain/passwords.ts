@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 
 /**
@@ -37,10 +38,32 @@ export function needsRehash(stored: string, cost: number): boolean {
   return !Number.isFinite(N) || N < cost;
 }
 
-/** Minimal policy for now; the accounts issue adds the common-password list. */
-export function passwordProblems(password: string): string[] {
+let common: Set<string> | undefined;
+/** The shipped list of common passwords (`common-passwords.txt`), loaded on first use. */
+export function commonPasswords(): Set<string> {
+  common ??= new Set(
+    readFileSync(new URL('./common-passwords.txt', import.meta.url), 'utf8')
+      .split('\n')
+      .filter((l) => l && !l.startsWith('#')),
+  );
+  return common;
+}
+
+export const MIN_PASSWORD_LENGTH = 10;
+
+/**
+ * The password policy: 10 to 256 characters, not one of the 20,000 most common passwords (nor one
+ * of them with digits or symbols stuck before or after: `Password2024!`), not the user's email.
+ */
+export function passwordProblems(password: string, context: { email?: string } = {}): string[] {
   const problems: string[] = [];
-  if (password.length < 10) problems.push('must be at least 10 characters long');
+  if (password.length < MIN_PASSWORD_LENGTH) problems.push(`must be at least ${MIN_PASSWORD_LENGTH} characters long`);
   if (password.length > 256) problems.push('must be at most 256 characters long');
+  const lower = password.toLowerCase();
+  const core = lower.replace(/^[^a-z]+|[^a-z]+$/g, '');
+  const list = commonPasswords();
+  if (list.has(lower) || (core.length >= 6 && list.has(core))) problems.push('is too common: it is on the list of the most used passwords');
+  const email = context.email?.toLowerCase();
+  if (email && (lower === email || lower === email.split('@')[0])) problems.push('must not be your email address');
   return problems;
 }

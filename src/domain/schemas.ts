@@ -247,11 +247,21 @@ const email = z
   .transform((e) => e.toLowerCase());
 
 export const userCreateSchema = z
-  .object({ email, name: text(200).optional(), role: z.enum(ROLES), password: z.string().min(1).max(256) })
+  .object({
+    email,
+    name: text(200).optional(),
+    role: z.enum(ROLES),
+    /** Omitted: the user is invited by email and chooses it. */
+    password: z.string().min(1).max(256).optional(),
+  })
   .strict();
 export const userUpdateSchema = z
   .object({ name: text(200).optional(), role: z.enum(ROLES).optional(), disabled: z.boolean().optional(), password: z.string().min(1).max(256).optional() })
   .strict();
+
+export const passwordChangeSchema = z.object({ currentPassword: z.string().min(1).max(256), newPassword: z.string().min(1).max(256) }).strict();
+export const linkCompleteSchema = z.object({ token: z.string().min(1).max(100), password: z.string().min(1).max(256) }).strict();
+export const resetRequestSchema = z.object({ email }).strict();
 
 export const signInSchema = z.object({ email, password: z.string().min(1).max(256) }).strict();
 

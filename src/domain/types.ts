@@ -177,6 +177,8 @@ export interface User {
   name: string;
   role: Role;
   disabled: boolean;
+  /** `false` while an invited user has not chosen a password yet. */
+  activated: boolean;
   createdAt: string;
   updatedAt: string;
 }

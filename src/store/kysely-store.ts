@@ -26,6 +26,8 @@ import type {
   DeviceFilter,
   DeviceRepo,
   DhcpLeaseRepo,
+  AccountLink,
+  AccountLinkRepo,
   DeviceRow,
   GroupRepo,
   GroupRow,
@@ -841,6 +843,7 @@ function userFromRow(r: UsersTable): UserWithSecret {
     name: r.name,
     role: r.role as Role,
     disabled: r.disabled === 1,
+    activated: r.password_hash !== null,
     passwordHash: r.password_hash,
     passwordChangedAt: r.password_changed_at,
     createdAt: r.created_at,
@@ -1060,6 +1063,33 @@ class DhcpLeases implements DhcpLeaseRepo {
   }
 }
 
+class AccountLinks implements AccountLinkRepo {
+  constructor(private readonly db: Db) {}
+
+  async insert(l: AccountLink): Promise<void> {
+    await this.db
+      .insertInto('account_links')
+      .values({ id: l.id, user_id: l.userId, purpose: l.purpose, token_hash: l.tokenHash, created_at: l.createdAt, expires_at: l.expiresAt, used_at: l.usedAt })
+      .execute();
+  }
+
+  async findByHash(hash: string): Promise<AccountLink | undefined> {
+    const r = await this.db.selectFrom('account_links').selectAll().where('token_hash', '=', hash).executeTakeFirst();
+    return r
+      ? { id: r.id, userId: r.user_id, purpose: r.purpose as AccountLink['purpose'], tokenHash: r.token_hash, createdAt: r.created_at, expiresAt: r.expires_at, usedAt: r.used_at }
+      : undefined;
+  }
+
+  async consume(id: string, now: string): Promise<boolean> {
+    const res = await this.db.updateTable('account_links').set({ used_at: now }).where('id', '=', id).where('used_at', 'is', null).executeTakeFirst();
+    return Number(res.numUpdatedRows) === 1;
+  }
+
+  async revokeForUser(userId: string, now: string): Promise<void> {
+    await this.db.updateTable('account_links').set({ used_at: now }).where('user_id', '=', userId).where('used_at', 'is', null).execute();
+  }
+}
+
 const ipOrder = (ip: string): number => ip.split('.').reduce((a, p) => a * 256 + Number(p), 0);
 
 /** The store over any Kysely database; dialect-specific set-up lives in `sqlite.ts` (and later `postgres.ts`). */
@@ -1075,6 +1105,7 @@ export class KyselyStore implements Store {
   readonly rendered: Rendered;
   readonly audit: Audit;
   readonly dhcpLeases: DhcpLeases;
+  readonly links: AccountLinks;
 
   constructor(
     readonly kind: 'sqlite' | 'postgres',
@@ -1094,6 +1125,7 @@ export class KyselyStore implements Store {
     this.rendered = new Rendered(db, box);
     this.audit = new Audit(db);
     this.dhcpLeases = new DhcpLeases(db);
+    this.links = new AccountLinks(db);
   }
 
   async ping(): Promise<void> {

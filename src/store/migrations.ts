@@ -194,6 +194,20 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('dhcp_leases_tenant').on('dhcp_leases').columns(['tenant_id', 'site_id']).execute();
     },
   },
+  '0005_account_links': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('account_links')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('purpose', 'text', (c) => c.notNull())
+        .addColumn('token_hash', 'text', (c) => c.notNull().unique())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .addColumn('used_at', 'text')
+        .execute();
+    },
+  },
 };
 
 class StaticProvider implements MigrationProvider {

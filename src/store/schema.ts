@@ -151,6 +151,17 @@ export interface Database {
   rendered_files: RenderedFilesTable;
   audit_events: AuditEventsTable;
   dhcp_leases: DhcpLeasesTable;
+  account_links: AccountLinksTable;
+}
+
+export interface AccountLinksTable {
+  id: string;
+  user_id: string;
+  purpose: string;
+  token_hash: string;
+  created_at: string;
+  expires_at: string;
+  used_at: string | null;
 }
 
 export interface DhcpLeasesTable {

@@ -40,6 +40,28 @@ export interface Store {
   rendered: RenderedRepo;
   audit: AuditRepo;
   dhcpLeases: DhcpLeaseRepo;
+  links: AccountLinkRepo;
+}
+
+/** A single-use link mailed to a user: activation of an invited account, or a password reset. */
+export interface AccountLink {
+  id: string;
+  userId: string;
+  purpose: 'activate' | 'reset';
+  /** sha256 of the token in the link; the token itself is never stored. */
+  tokenHash: string;
+  createdAt: string;
+  expiresAt: string;
+  usedAt: string | null;
+}
+
+export interface AccountLinkRepo {
+  insert(link: AccountLink): Promise<void>;
+  findByHash(hash: string): Promise<AccountLink | undefined>;
+  /** Marks the link used; `false` when it was used (or revoked) already. */
+  consume(id: string, now: string): Promise<boolean>;
+  /** Ends every open link of a user: a new link replaces the old ones, a new password ends all. */
+  revokeForUser(userId: string, now: string): Promise<void>;
 }
 
 /** Leases of the built-in DHCP server, one row per (site, address). */

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createApp, type App } from '../../src/app.ts';
+import type { Clock } from '../../src/clock.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger, silentLogger } from '../../src/logger.ts';
 
@@ -26,13 +27,13 @@ export function tempDir(prefix = 'edgeprov-test-'): string {
 }
 
 /** A real server on 127.0.0.1:0 with its own data dir; cheap password hashing for speed. */
-export async function startServer(overrides: Record<string, string> = {}): Promise<TestServer> {
+export async function startServer(overrides: Record<string, string> = {}, opts: { clock?: Clock } = {}): Promise<TestServer> {
   const dataDir = tempDir();
   const config = loadConfig({
     env: {},
     flags: { 'data-dir': dataDir, host: '127.0.0.1', 'http-port': '0', 'auth-scrypt-cost': '1024', 'https-enabled': 'false', 'tftp-enabled': 'false', ...overrides },
   });
-  const app = await createApp({ config, logger: process.env.DBG ? createLogger({ level: 'debug' }) : silentLogger() });
+  const app = await createApp({ config, logger: process.env.DBG ? createLogger({ level: 'debug' }) : silentLogger(), ...(opts.clock && { clock: opts.clock }) });
   const running = await app.listen();
   const base = `http://127.0.0.1:${running.http?.address.port}`;
   const httpsBase = running.https ? `https://127.0.0.1:${running.https.address.port}` : undefined;

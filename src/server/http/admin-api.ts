@@ -10,6 +10,9 @@ import {
   profileCreateSchema,
   profileUpdateSchema,
   signInSchema,
+  passwordChangeSchema,
+  linkCompleteSchema,
+  resetRequestSchema,
   siteCreateSchema,
   siteUpdateSchema,
   tenantCreateSchema,
@@ -189,6 +192,60 @@ export function createAdminApi(deps: AdminApiDeps): OpenAPIHono<HttpEnv> {
     }),
     async (c) => c.json(await accounts.me(c.get('principal')!), 200),
   );
+
+  api.openapi(
+    op('authenticated', {
+      method: 'post',
+      path: '/auth/password',
+      operationId: 'changePassword',
+      tags: ['auth'],
+      summary: 'Change your own password; every session and token of yours ends, this one included',
+      request: { body: body(passwordChangeSchema) },
+      responses: { 204: { description: 'Changed' } },
+    }),
+    async (c) => {
+      const b = c.req.valid('json');
+      await accounts.changePassword(c.get('principal')!, b.currentPassword, b.newPassword, clientIp(c));
+      return c.body(null, 204);
+    },
+  );
+
+  const RESET_ANSWER = 'if this address belongs to an account, a reset link is on its way';
+  api.openapi(
+    op('public', {
+      method: 'post',
+      path: '/auth/password-reset',
+      operationId: 'requestPasswordReset',
+      tags: ['auth'],
+      summary: 'Mail a password-reset link (the answer is the same whether the address is registered or not)',
+      request: { body: body(resetRequestSchema) },
+      responses: { 202: json(z.object({ message: z.string() }), 'Accepted'), 429: json(errorSchema, 'Too many requests') },
+    }),
+    async (c) => {
+      await accounts.requestPasswordReset(c.req.valid('json').email, clientIp(c));
+      return c.json({ message: RESET_ANSWER }, 202);
+    },
+  );
+  for (const [purpose, path, operationId, summary] of [
+    ['reset', '/auth/password-reset/complete', 'resetPassword', 'Set a new password with the token from a reset link; every session ends'],
+    ['activate', '/auth/activate', 'activateAccount', 'Activate an invited account: choose the password with the token from the invitation'],
+  ] as const) {
+    api.openapi(
+      op('public', {
+        method: 'post',
+        path,
+        operationId,
+        tags: ['auth'],
+        summary,
+        request: { body: body(linkCompleteSchema) },
+        responses: { 200: json(z.object({ user: userView }), 'Password set; sign in with it') },
+      }),
+      async (c) => {
+        const b = c.req.valid('json');
+        return c.json({ user: await accounts.completeLink(b.token, purpose, b.password) }, 200);
+      },
+    );
+  }
 
   // ---- tenants ---------------------------------------------------------------------------------
 
@@ -979,11 +1036,26 @@ export function createAdminApi(deps: AdminApiDeps): OpenAPIHono<HttpEnv> {
       path: '/tenants/{tenantId}/users',
       operationId: 'createUser',
       tags: ['users'],
-      summary: 'Create a user of this tenant with a role and an initial password',
+      summary: 'Create a user of this tenant with a role: with a password, or invited by email to choose one',
       request: { params: tenantParams, body: body(userCreateSchema) },
       responses: { 201: json(userView, 'Created') },
     }),
     async (c) => c.json(await accounts.createUser(c.get('principal')!, c.req.valid('param').tenantId, c.req.valid('json')), 201),
+  );
+  api.openapi(
+    op('users:write', {
+      method: 'post',
+      path: '/tenants/{tenantId}/users/{userId}/invitation',
+      operationId: 'resendInvitation',
+      tags: ['users'],
+      summary: 'Mail a new activation link to a user who has not activated their account (older links stop working)',
+      request: { params: userParams },
+      responses: { 202: json(userView, 'Sent') },
+    }),
+    async (c) => {
+      const p = c.req.valid('param');
+      return c.json(await accounts.resendInvitation(p.tenantId, p.userId), 202);
+    },
   );
   api.openapi(
     op('users:read', {

@@ -7,6 +7,7 @@ import type { Store } from '../../store/store.ts';
 import { createAdminApi, type AdminApiDeps } from './admin-api.ts';
 import { clientIp, type HttpEnv } from './context.ts';
 import { createDocsApp } from './docs.ts';
+import { createAccountPages } from './account-pages.ts';
 import { apiErrorHandler, errorBody } from './errors.ts';
 
 export interface HttpAppDeps extends AdminApiDeps {
@@ -61,6 +62,8 @@ export function createHttpApp(deps: HttpAppDeps): Hono<HttpEnv> {
       return c.json({ status: 'unavailable', store: deps.store.kind }, 503);
     }
   });
+
+  app.route('/', createAccountPages(deps.accounts, deps.auditor));
 
   const api = createAdminApi(deps);
   api.route('/', createDocsApp('/api/v1/openapi.json'));

@@ -58,6 +58,23 @@ export function auditTrail(api: OpenAPIHono<HttpEnv>, auditor: Auditor): Middlew
       });
       return;
     }
+    if (action === 'activateAccount' || action === 'resetPassword' || action === 'requestPasswordReset') {
+      // Nobody is signed in: the actor is the account the link (or the request) is for.
+      const ok = status < 300;
+      const body = ok ? ((await c.res.clone().json().catch(() => null)) as { user?: { id?: string; tenantId?: string | null; email?: string } } | null) : null;
+      const asked = action === 'requestPasswordReset' ? ((await c.req.json().catch(() => ({}))) as { email?: unknown }).email : undefined;
+      await auditor.record({
+        tenantId: body?.user?.tenantId ?? null,
+        actorId: body?.user?.id ?? null,
+        actor: body?.user?.email ?? (typeof asked === 'string' ? asked.toLowerCase().slice(0, 254) : 'anonymous'),
+        ip,
+        action,
+        target: rel,
+        outcome: ok ? 'success' : 'failure',
+        after: ok ? null : { status },
+      });
+      return;
+    }
     if (status >= 300) return;
     let after: unknown = null;
     if (status !== 204 && (c.res.headers.get('content-type') ?? '').includes('json')) after = await c.res.clone().json().catch(() => null);

@@ -149,6 +149,7 @@ export const userView = z
     name: z.string(),
     role: z.enum(ROLES),
     disabled: z.boolean(),
+    activated: z.boolean(),
     createdAt: time,
     updatedAt: time,
   })
