@@ -286,7 +286,7 @@ async function simulatorStorm(baseUrl: string, username: string, password: strin
 /** Configs rendered per second in this process (cache off: every call renders). */
 function coldRender(): number {
   const catalogue = ParamCatalogue.load();
-  const tenant = { id: 't', name: 'Bench', slug: 'bench', provisioning: { key: 'k', username: 'u' }, settings: { allowBasicOverHttp: false, autoClaim: 'off' as const, tftp: true }, profileIds: ['p'], createdAt: '', updatedAt: '' };
+  const tenant = { id: 't', name: 'Bench', slug: 'bench', provisioning: { key: 'k', username: 'u' }, settings: { allowBasicOverHttp: false, autoClaim: 'off' as const, tftp: true }, profileIds: ['p'], deletion: null, subscriptionEndsAt: null, createdAt: '', updatedAt: '' };
   const profile = { id: 'p', tenantId: 't', name: 'Big', description: '', params: params300(), createdAt: '', updatedAt: '' };
   const input = (i: number): RenderInput => ({
     tenant,

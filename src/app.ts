@@ -7,6 +7,7 @@ import type { Config } from './config.ts';
 import { Accounts } from './domain/accounts.ts';
 import { Auditor } from './domain/audit.ts';
 import { Inventory } from './domain/inventory.ts';
+import { Retention } from './domain/retention.ts';
 import type { Tenant } from './domain/types.ts';
 import { createAccessLogger, createLogger, type Logger } from './logger.ts';
 import { createMailer } from './mail/mailer.ts';
@@ -47,6 +48,7 @@ export interface App {
   readonly accounts: Accounts;
   readonly tree: ProvisioningTree;
   readonly auditor: Auditor;
+  readonly retention: Retention;
   readonly logger: Logger;
   readonly http: Hono<HttpEnv>;
   readonly tls: TlsMaterial | undefined;
@@ -130,6 +132,16 @@ export async function createApp(deps: AppDeps): Promise<App> {
 
   const auditor = new Auditor({ store, clock, logger });
   const uploads = new UploadStore(join(config.dataDir, 'uploads'));
+  const retention = new Retention({
+    store,
+    inventory,
+    uploads,
+    clock,
+    logger,
+    auditor,
+    deletionGraceDays: config.retention.deletionGraceDays,
+    subscriptionRetentionDays: config.retention.subscriptionRetentionDays,
+  });
   const tree = new ProvisioningTree({
     store,
     inventory,
@@ -175,6 +187,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     maxBodyBytes: config.api.maxBodyBytes,
     dhcpLeases: store.dhcpLeases,
     clock,
+    retention,
   });
   const deviceHandler = createDeviceHandler({
     tree,
@@ -223,6 +236,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     accounts,
     tree,
     auditor,
+    retention,
     logger,
     http,
     tls,
@@ -236,10 +250,14 @@ export async function createApp(deps: AppDeps): Promise<App> {
         backupTimer.unref();
       }
       // Expired and revoked sign-in tokens are dropped a day after they stopped working.
-      pruneTimer = setInterval(() => {
+      // Hourly housekeeping: expired sign-in tokens; tenants whose grace or retention period ended.
+      const hourly = () => {
         const before = new Date(clock.now().getTime() - 86_400_000).toISOString();
         store.tokens.prune(before).catch((err: unknown) => logger.warn({ err }, 'could not prune old tokens'));
-      }, 3_600_000);
+        retention.tick().catch((err: unknown) => logger.error({ err }, 'retention run failed'));
+      };
+      pruneTimer = setInterval(hourly, 3_600_000);
+      setImmediate(hourly).unref();
       pruneTimer.unref();
       let httpHandle: ListenerHandle | undefined;
       let httpsHandle: ListenerHandle | undefined;

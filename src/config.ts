@@ -100,6 +100,15 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    retention: z
+      .object({
+        /** Days between a tenant's deletion request and its purge. @default 30 */
+        deletionGraceDays: z.number().int().min(0).max(365).default(30),
+        /** Days a tenant is kept after its subscription ended, then purged. @default 365 */
+        subscriptionRetentionDays: z.number().int().min(0).max(3650).default(365),
+      })
+      .strict()
+      .prefault({}),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

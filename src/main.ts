@@ -18,6 +18,9 @@ Commands:
   rotate-key [--new-key KEY]    re-seal every stored secret under a new master key (stop the server first)
   dhcp-snippet --tenant T --site S --server isc|kea|dnsmasq|windows|mikrotik [--polycom-only]
                                 DHCP server configuration for a site's option 160/66
+  anonymize --tenant T [--device MAC] --yes
+                                irreversibly replace the personal data of a tenant or one device
+  purge                         purge tenants whose deletion grace or retention period has ended
   phone-sim --url BASE --mac M [--user U --password P] [--ca FILE] [--model VVX500]
                                 boot one simulated Polycom phone against a provisioning base URL
   help                          this text
@@ -43,6 +46,8 @@ const COMMAND_FLAGS: Record<string, { values: string[]; switches: string[] }> = 
   restore: { values: [], switches: [] },
   'rotate-key': { values: ['new-key'], switches: [] },
   'dhcp-snippet': { values: ['tenant', 'site', 'server'], switches: ['polycom-only', 'no-credentials'] },
+  anonymize: { values: ['tenant', 'device'], switches: ['yes'] },
+  purge: { values: [], switches: [] },
   'phone-sim': { values: ['url', 'mac', 'user', 'password', 'ca', 'model', 'firmware'], switches: [] },
 };
 
@@ -147,6 +152,10 @@ export async function main(argv: string[], io: MainIo = defaultIo()): Promise<nu
       return runBackup(config, io);
     case 'restore':
       return runRestore(config, args.own, io);
+    case 'anonymize':
+      return runAnonymize(config, args.own, io);
+    case 'purge':
+      return runPurge(config, io);
     default:
       return runServe(config, io);
   }
@@ -287,6 +296,48 @@ async function runDhcpSnippet(config: Config, own: Record<string, string | true>
     const info = await app.provisioningInfo(tenant.id);
     const url = own['no-credentials'] ? info.dhcp.option160WithoutCredentials : info.dhcp.option160;
     io.stdout(dhcpSnippet(server as (typeof DHCP_SERVERS)[number], { tenant, site, url, polycomOnly: own['polycom-only'] === true }));
+    return 0;
+  } finally {
+    await app.close();
+  }
+}
+
+async function runAnonymize(config: Config, own: Record<string, string | true>, io: MainIo): Promise<number> {
+  if (typeof own.tenant !== 'string') {
+    io.stderr('edgeprov: anonymize needs --tenant SLUG (and --device MAC for one device)\n');
+    return 2;
+  }
+  if (own.yes !== true) {
+    io.stderr('edgeprov: anonymization cannot be undone; add --yes to go ahead\n');
+    return 2;
+  }
+  const app = await createApp({ config, logger: createLogger({ level: 'warn' }) });
+  try {
+    const tenant = (await app.store.tenants.getBySlug(own.tenant)) ?? (await app.store.tenants.get(own.tenant));
+    if (!tenant) {
+      io.stderr(`edgeprov: no tenant "${own.tenant}" (slug or id)\n`);
+      return 1;
+    }
+    const by = { actorId: null, actor: 'cli', ip: null };
+    const r = typeof own.device === 'string' ? await app.retention.anonymizeDevice(tenant.id, own.device, by) : await app.retention.anonymizeTenant(tenant.id, tenant.slug, by);
+    io.stdout(`anonymized ${typeof own.device === 'string' ? `device ${own.device}` : `tenant ${tenant.id}`}: ${r.values} value(s) replaced, ${r.files} uploaded file(s) rewritten\n`);
+    return 0;
+  } catch (err) {
+    if (err instanceof AppError) {
+      io.stderr(`edgeprov: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  } finally {
+    await app.close();
+  }
+}
+
+async function runPurge(config: Config, io: MainIo): Promise<number> {
+  const app = await createApp({ config, logger: createLogger({ level: 'warn' }) });
+  try {
+    const done = await app.retention.tick();
+    io.stdout(done.length ? done.map((d) => `purged tenant ${d.tenantId} (${d.reason})\n`).join('') : 'nothing to purge\n');
     return 0;
   } finally {
     await app.close();

@@ -114,7 +114,9 @@ export class Accounts {
     const user = await this.store.users.getWithSecretByEmail(email);
     this.#dummyHash ??= hashPassword(randomBytes(16).toString('hex'), this.opts.scryptCost);
     const ok = await verifyPassword(password, user?.passwordHash ?? (await this.#dummyHash));
-    if (!user || !ok || user.disabled || !user.passwordHash) {
+    // A tenant marked for deletion is gone for its users too.
+    const gone = user?.tenantId ? !(await this.store.tenants.get(user.tenantId)) : false;
+    if (!user || !ok || user.disabled || !user.passwordHash || gone) {
       this.#accountFailures.fail(accountKey, now);
       this.#sourceFailures.fail(sourceKey, now);
       throw new AppError('unauthorized', 'wrong email or password');
@@ -155,6 +157,7 @@ export class Accounts {
     if (!row || row.revokedAt || (row.expiresAt && row.expiresAt <= now.toISOString())) return undefined;
     const user = await this.store.users.getWithSecretById(row.userId);
     if (!user || user.disabled) return undefined;
+    if (user.tenantId && !(await this.store.tenants.get(user.tenantId))) return undefined;
     const last = this.#touched.get(row.id) ?? 0;
     if (now.getTime() - last > 60_000) {
       this.#touched.set(row.id, now.getTime());

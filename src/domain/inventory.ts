@@ -94,6 +94,11 @@ export class Inventory {
     return () => this.#listeners.delete(fn);
   }
 
+  /** Tells the caches that something outside the inventory (purge, anonymization) changed data. */
+  announce(tenantId: string, kind: 'tenant' | 'device', id: string): void {
+    this.changed(tenantId, kind, id);
+  }
+
   private changed(tenantId: string, kind: string, id: string): void {
     for (const fn of this.#listeners) fn({ tenantId, kind, id });
   }
@@ -130,6 +135,8 @@ export class Inventory {
         provisioning: { key: randomSecret(24), username: `prov-${slug}`.slice(0, 64) },
         provisioningPassword: randomSecret(24),
         settings: { ...DEFAULT_TENANT_SETTINGS, ...input.settings },
+        deletion: null,
+        subscriptionEndsAt: null,
         createdAt: now,
         updatedAt: now,
       });
@@ -197,11 +204,6 @@ export class Inventory {
         now.toISOString(),
       );
     });
-    this.changed(id, 'tenant', id);
-  }
-
-  async deleteTenant(id: string): Promise<void> {
-    if (!(await this.store.transaction((tx) => tx.tenants.delete(id)))) throw notFound('tenant');
     this.changed(id, 'tenant', id);
   }
 

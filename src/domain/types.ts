@@ -20,6 +20,10 @@ export interface Tenant {
   settings: TenantSettings;
   /** Profiles applied to every device of the tenant, lowest precedence first. */
   profileIds: string[];
+  /** Set when the tenant is marked for deletion: unreachable at once, purged after `purgeAfter`. */
+  deletion: { requestedAt: string; purgeAfter: string } | null;
+  /** When the subscription ends; the tenant is purged a retention period (365 days) later. */
+  subscriptionEndsAt: string | null;
   createdAt: string;
   updatedAt: string;
 }

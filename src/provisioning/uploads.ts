@@ -79,6 +79,43 @@ export class UploadStore {
     return out;
   }
 
+  /** Everything a tenant's phones uploaded (tenant purge). */
+  async removeTenant(tenantId: string): Promise<void> {
+    if (!/^[A-Za-z0-9-]{1,100}$/.test(tenantId)) throw new Error('bad upload owner');
+    await rm(join(this.root, tenantId), { recursive: true, force: true });
+  }
+
+  /**
+   * Rewrites every stored file of a tenant (or of one device) through `fn`, each replaced
+   * atomically; returns how many changed. For anonymization.
+   */
+  async rewriteAll(tenantId: string, mac: string | undefined, fn: (text: string) => string): Promise<number> {
+    const macs = mac ? [mac] : await readdir(join(this.root, tenantId)).catch(() => [] as string[]);
+    let changed = 0;
+    for (const m of macs) {
+      if (!/^[0-9a-f]{12}$/.test(m)) continue;
+      const dir = this.dir(tenantId, m);
+      for (const name of await readdir(dir).catch(() => [] as string[])) {
+        if (!this.isListedName(m, name)) continue;
+        const file = join(dir, name);
+        const before = await readFile(file, 'latin1');
+        const after = fn(before);
+        if (after === before) continue;
+        const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+        const fh = await open(tmp, 'w', 0o640);
+        try {
+          await fh.writeFile(after, 'latin1');
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+        await rename(tmp, file);
+        changed++;
+      }
+    }
+    return changed;
+  }
+
   async removeDevice(tenantId: string, mac: string): Promise<void> {
     await rm(this.dir(tenantId, mac), { recursive: true, force: true });
   }

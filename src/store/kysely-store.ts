@@ -19,6 +19,7 @@ import type {
 } from '../domain/types.ts';
 import type { Role } from '../domain/roles.ts';
 import type { SecretBox } from './secrets.ts';
+import { anonymize, compact, purgeTenant } from './redaction.ts';
 import { DEFAULT_SITE_DHCP, DEFAULT_TENANT_SETTINGS, type DhcpLease, type SiteDhcp } from '../domain/types.ts';
 import type { Database, DevicesTable, DhcpLeasesTable, SitesTable, TenantsTable, TokensTable, UsersTable } from './schema.ts';
 import type {
@@ -28,6 +29,7 @@ import type {
   DhcpLeaseRepo,
   AccountLink,
   AccountLinkRepo,
+  RedactionOps,
   DeviceRow,
   GroupRepo,
   GroupRow,
@@ -158,6 +160,8 @@ function tenantFromRow(r: TenantsTable, profileIds: string[]): Tenant {
     provisioning: { key: r.prov_key, username: r.prov_username },
     settings: { ...DEFAULT_TENANT_SETTINGS, ...parse<object>(r.settings) },
     profileIds,
+    deletion: r.deletion_requested_at && r.purge_after ? { requestedAt: r.deletion_requested_at, purgeAfter: r.purge_after } : null,
+    subscriptionEndsAt: r.subscription_ends_at,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };
@@ -195,12 +199,49 @@ class Tenants implements TenantRepo {
     return r ? tenantFromRow(r, await this.asg.get(r.id, 'tenant', r.id)) : undefined;
   }
 
+  /** Tenants marked for deletion are gone for every ordinary lookup. */
+  private live() {
+    return this.db.selectFrom('tenants').selectAll().where('deletion_requested_at', 'is', null);
+  }
+
   async get(id: string): Promise<Tenant | undefined> {
+    return this.view(await this.live().where('id', '=', id).executeTakeFirst());
+  }
+
+  async getIncludingDeleted(id: string): Promise<Tenant | undefined> {
     return this.view(await this.db.selectFrom('tenants').selectAll().where('id', '=', id).executeTakeFirst());
   }
 
+  async listDeleted(): Promise<Tenant[]> {
+    const rows = await this.db.selectFrom('tenants').selectAll().where('deletion_requested_at', 'is not', null).orderBy('purge_after').execute();
+    return (await Promise.all(rows.map((r) => this.view(r)))) as Tenant[];
+  }
+
+  async setDeletion(id: string, deletion: Tenant['deletion'], now: string): Promise<boolean> {
+    const res = await this.db
+      .updateTable('tenants')
+      .set({ deletion_requested_at: deletion?.requestedAt ?? null, purge_after: deletion?.purgeAfter ?? null, updated_at: now })
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) > 0;
+  }
+
+  async setSubscriptionEnd(id: string, endsAt: string | null, now: string): Promise<boolean> {
+    const res = await this.db.updateTable('tenants').set({ subscription_ends_at: endsAt, updated_at: now }).where('id', '=', id).executeTakeFirst();
+    return Number(res.numUpdatedRows) > 0;
+  }
+
+  async dueForPurge(now: string, subscriptionCutoff: string): Promise<Array<{ id: string; reason: 'deletion' | 'subscription' }>> {
+    const rows = await this.db
+      .selectFrom('tenants')
+      .select(['id', 'purge_after', 'subscription_ends_at'])
+      .where((eb) => eb.or([eb('purge_after', '<=', now), eb('subscription_ends_at', '<=', subscriptionCutoff)]))
+      .execute();
+    return rows.map((r) => ({ id: r.id, reason: r.purge_after && r.purge_after <= now ? ('deletion' as const) : ('subscription' as const) }));
+  }
+
   async getWithSecrets(id: string): Promise<TenantRow | undefined> {
-    const r = await this.db.selectFrom('tenants').selectAll().where('id', '=', id).executeTakeFirst();
+    const r = await this.live().where('id', '=', id).executeTakeFirst();
     if (!r) return undefined;
     const { profileIds: _ignored, ...t } = tenantFromRow(r, []);
     return {
@@ -212,15 +253,15 @@ class Tenants implements TenantRepo {
   }
 
   async getByProvisioningKey(key: string): Promise<Tenant | undefined> {
-    return this.view(await this.db.selectFrom('tenants').selectAll().where('prov_key', '=', key).executeTakeFirst());
+    return this.view(await this.live().where('prov_key', '=', key).executeTakeFirst());
   }
 
   async getBySlug(slug: string): Promise<Tenant | undefined> {
-    return this.view(await this.db.selectFrom('tenants').selectAll().where('slug', '=', slug).executeTakeFirst());
+    return this.view(await this.live().where('slug', '=', slug).executeTakeFirst());
   }
 
   async list(page: PageRequest, ids?: string[]): Promise<Page<Tenant>> {
-    let qb = this.db.selectFrom('tenants').selectAll().orderBy('created_at').orderBy('id');
+    let qb = this.live().orderBy('created_at').orderBy('id');
     if (ids) qb = ids.length ? qb.where('id', 'in', ids) : qb.where(sql<boolean>`1 = 0`);
     const { items, total } = await paged(qb, page, (r) => this.view(r as TenantsTable));
     return { items: items as Tenant[], total, ...page };
@@ -1106,6 +1147,7 @@ export class KyselyStore implements Store {
   readonly audit: Audit;
   readonly dhcpLeases: DhcpLeases;
   readonly links: AccountLinks;
+  readonly redaction: RedactionOps;
 
   constructor(
     readonly kind: 'sqlite' | 'postgres',
@@ -1126,6 +1168,12 @@ export class KyselyStore implements Store {
     this.audit = new Audit(db);
     this.dhcpLeases = new DhcpLeases(db);
     this.links = new AccountLinks(db);
+    const root = db as Kysely<Database>;
+    this.redaction = {
+      purgeTenant: (id) => purgeTenant(root, id),
+      anonymize: (scope) => anonymize(root, scope),
+      compact: () => compact(root),
+    };
   }
 
   async ping(): Promise<void> {

@@ -208,6 +208,20 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0006_retention': {
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('tenants').addColumn('deletion_requested_at', 'text').execute();
+      await db.schema.alterTable('tenants').addColumn('purge_after', 'text').execute();
+      await db.schema.alterTable('tenants').addColumn('subscription_ends_at', 'text').execute();
+      // The audit trail stays append-only, except while a purge or an anonymization holds a row
+      // here (inside its own transaction): the only code that may rewrite or drop audit events.
+      await db.schema.createTable('audit_redactions').addColumn('reason', 'text', (c) => c.notNull()).execute();
+      await sql`DROP TRIGGER audit_no_update`.execute(db);
+      await sql`DROP TRIGGER audit_no_delete`.execute(db);
+      await sql`CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit_events WHEN NOT EXISTS (SELECT 1 FROM audit_redactions) BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END`.execute(db);
+      await sql`CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit_events WHEN NOT EXISTS (SELECT 1 FROM audit_redactions) BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END`.execute(db);
+    },
+  },
 };
 
 class StaticProvider implements MigrationProvider {

@@ -16,6 +16,9 @@ export interface TenantsTable {
   settings: string;
   created_at: string;
   updated_at: string;
+  deletion_requested_at: string | null;
+  purge_after: string | null;
+  subscription_ends_at: string | null;
 }
 
 export interface SitesTable {
@@ -152,6 +155,7 @@ export interface Database {
   audit_events: AuditEventsTable;
   dhcp_leases: DhcpLeasesTable;
   account_links: AccountLinksTable;
+  audit_redactions: { reason: string };
 }
 
 export interface AccountLinksTable {

@@ -18,7 +18,8 @@ export interface SqliteStoreOptions {
 /**
  * Opens (creating if needed) the embedded SQLite database: WAL journal so readers never wait for
  * the writer, foreign keys on, `synchronous=FULL` so a committed change survives a power cut too
- * (admin writes are few; the phone path batches its own), then applies pending migrations.
+ * (admin writes are few; the phone path batches its own), `secure_delete` so removed data is
+ * really gone from the file, then applies pending migrations.
  */
 export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> {
   if (opts.file !== ':memory:') mkdirSync(dirname(opts.file), { recursive: true });
@@ -27,6 +28,8 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> 
   sqlite.pragma('synchronous = FULL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
+  // Deleted and replaced content is overwritten, not left in free pages (deletion, anonymization).
+  sqlite.pragma('secure_delete = ON');
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
   try {
     await migrateToLatest(db as Kysely<unknown>);

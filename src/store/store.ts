@@ -16,6 +16,8 @@ import type {
   UserWithSecret,
 } from '../domain/types.ts';
 
+import type { AnonymizeScope, Replacements } from './redaction.ts';
+
 /**
  * The one storage interface. Every method that touches tenant data takes the tenant id and only
  * ever sees rows of that tenant: tenant isolation lives here, not in each route. Implementations:
@@ -41,6 +43,16 @@ export interface Store {
   audit: AuditRepo;
   dhcpLeases: DhcpLeaseRepo;
   links: AccountLinkRepo;
+  /** Purge and anonymization: the only writers allowed past the audit trail's append-only rule. */
+  redaction: RedactionOps;
+}
+
+export interface RedactionOps {
+  /** Removes the tenant and every row of it, its audit events included; rows removed per table. */
+  purgeTenant(tenantId: string): Promise<Record<string, number>>;
+  anonymize(scope: AnonymizeScope): Promise<Replacements>;
+  /** Flushes the WAL into the database file and truncates it (nothing replaced lingers there). */
+  compact(): Promise<void>;
 }
 
 /** A single-use link mailed to a user: activation of an invited account, or a password reset. */
@@ -101,6 +113,13 @@ export interface TenantRepo {
   /** Provisioning secrets are kept off the plain tenant view. */
   getWithSecrets(id: string): Promise<TenantRow | undefined>;
   getByProvisioningKey(key: string): Promise<Tenant | undefined>;
+  /** `get` and the rest skip tenants marked for deletion; this one does not (restore, purge). */
+  getIncludingDeleted(id: string): Promise<Tenant | undefined>;
+  listDeleted(): Promise<Tenant[]>;
+  setDeletion(id: string, deletion: Tenant['deletion'], now: string): Promise<boolean>;
+  setSubscriptionEnd(id: string, endsAt: string | null, now: string): Promise<boolean>;
+  /** Tenants whose grace period is over, or whose subscription ended before `subscriptionCutoff`. */
+  dueForPurge(now: string, subscriptionCutoff: string): Promise<Array<{ id: string; reason: 'deletion' | 'subscription' }>>;
   getBySlug(slug: string): Promise<Tenant | undefined>;
   /** `ids` limits the list (a tenant user sees only their own tenant). */
   list(page: PageRequest, ids?: string[]): Promise<Page<Tenant>>;

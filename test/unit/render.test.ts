@@ -6,7 +6,7 @@ import { substitute, VariableError } from '../../src/profiles/variables.ts';
 import type { Device, Tenant } from '../../src/domain/types.ts';
 
 const catalogue = ParamCatalogue.load();
-const tenant: Tenant = { id: 't', name: 'Acme', slug: 'acme', provisioning: { key: 'k', username: 'u' }, settings: { allowBasicOverHttp: false, autoClaim: 'off', tftp: true }, profileIds: ['p1'], createdAt: '', updatedAt: '' };
+const tenant: Tenant = { id: 't', name: 'Acme', slug: 'acme', provisioning: { key: 'k', username: 'u' }, settings: { allowBasicOverHttp: false, autoClaim: 'off', tftp: true }, profileIds: ['p1'], deletion: null, subscriptionEndsAt: null, createdAt: '', updatedAt: '' };
 const device: Device = { id: 'd', tenantId: 't', mac: '0004f2abcdef', model: 'VVX500', name: 'Desk', siteId: null, groupIds: [], labels: [], lines: [{ index: 1, address: '1001', authPassword: 'x"y' }], params: {}, profileIds: [], state: 'active', lastSeen: null, credentials: null, renderError: null, createdAt: '', updatedAt: '' };
 const input = (over: Partial<RenderInput> = {}): RenderInput => ({
   tenant,

@@ -33,6 +33,7 @@ import type { Clock } from '../../clock.ts';
 import type { ProvisioningTree } from '../../provisioning/tree.ts';
 import type { UploadStore } from '../../provisioning/uploads.ts';
 import type { Auditor } from '../../domain/audit.ts';
+import type { Retention } from '../../domain/retention.ts';
 import { auditTrail } from './audit.ts';
 import { authenticate, authorize, visibleTenants, type Access } from './auth.ts';
 import { clientIp, type HttpEnv } from './context.ts';
@@ -73,6 +74,7 @@ export interface AdminApiDeps {
   maxBodyBytes: number;
   dhcpLeases: DhcpLeaseRepo;
   clock: Clock;
+  retention: Retention;
 }
 
 /** The OpenAPI extension naming the permission each operation needs; the RBAC test reads it. */
@@ -300,19 +302,84 @@ export function createAdminApi(deps: AdminApiDeps): OpenAPIHono<HttpEnv> {
     async (c) => c.json(await inventory.updateTenant(c.req.valid('param').tenantId, c.req.valid('json')), 200),
   );
 
+  const deletionView = z.object({ tenant: tenantView });
   api.openapi(
     op('tenants:delete', {
       method: 'delete',
       path: '/tenants/{tenantId}',
       operationId: 'deleteTenant',
       tags: ['tenants'],
-      summary: 'Delete a tenant and everything in it',
+      summary: 'Mark a tenant for deletion: unreachable at once, purged with everything in it after the grace period',
       request: { params: tenantParams },
-      responses: { 204: { description: 'Deleted' } },
+      responses: { 202: json(deletionView, 'Marked; see tenant.deletion.purgeAfter') },
+    }),
+    async (c) => c.json({ tenant: await deps.retention.markForDeletion(c.req.valid('param').tenantId) }, 202),
+  );
+  api.openapi(
+    op('tenant:update', {
+      method: 'post',
+      path: '/tenants/{tenantId}/deletion',
+      operationId: 'requestTenantDeletion',
+      tags: ['tenants'],
+      summary: 'A tenant administrator asks for their tenant to be deleted (as DELETE /tenants/{tenantId})',
+      request: { params: tenantParams },
+      responses: { 202: json(deletionView, 'Marked; see tenant.deletion.purgeAfter') },
+    }),
+    async (c) => c.json({ tenant: await deps.retention.markForDeletion(c.req.valid('param').tenantId) }, 202),
+  );
+  api.openapi(
+    op('tenants:delete', {
+      method: 'get',
+      path: '/deleted-tenants',
+      operationId: 'listDeletedTenants',
+      tags: ['tenants'],
+      summary: 'Tenants marked for deletion, with the time each will be purged',
+      responses: { 200: json(z.object({ items: z.array(tenantView) }), 'Marked tenants, next purge first') },
+    }),
+    async (c) => c.json({ items: await deps.retention.listDeleted() }, 200),
+  );
+  api.openapi(
+    op('tenants:delete', {
+      method: 'post',
+      path: '/deleted-tenants/{id}/restore',
+      operationId: 'restoreTenant',
+      tags: ['tenants'],
+      summary: 'Take a tenant back before its purge',
+      request: { params: z.object({ id: z.string().min(1).max(100) }) },
+      responses: { 200: json(tenantView, 'Restored') },
+    }),
+    async (c) => c.json(await deps.retention.restore(c.req.valid('param').id), 200),
+  );
+  api.openapi(
+    op('tenants:delete', {
+      method: 'put',
+      path: '/tenants/{tenantId}/subscription',
+      operationId: 'setTenantSubscription',
+      tags: ['tenants'],
+      summary: 'When the subscription ends (null: open-ended); the tenant is purged a retention period later',
+      request: { params: tenantParams, body: body(z.object({ endsAt: z.iso.datetime({ offset: true }).nullable() }).strict()) },
+      responses: { 200: json(tenantView, 'Updated') },
     }),
     async (c) => {
-      await inventory.deleteTenant(c.req.valid('param').tenantId);
-      return c.body(null, 204);
+      const { endsAt } = c.req.valid('json');
+      return c.json(await deps.retention.setSubscriptionEnd(c.req.valid('param').tenantId, endsAt ? new Date(endsAt).toISOString() : null), 200);
+    },
+  );
+  const anonymized = json(z.object({ values: z.number().int(), files: z.number().int() }), 'Replaced: how many distinct values, how many uploaded files rewritten');
+  api.openapi(
+    op('tenant:update', {
+      method: 'post',
+      path: '/tenants/{tenantId}/anonymize',
+      operationId: 'anonymizeTenant',
+      tags: ['tenants'],
+      summary: "Irreversibly replace the tenant's personal data with random strings (confirm with its slug)",
+      request: { params: tenantParams, body: body(z.object({ confirm: z.string().max(100) }).strict()) },
+      responses: { 200: anonymized },
+    }),
+    async (c) => {
+      const p = c.get('principal')!;
+      const by = { actorId: p.userId, actor: p.email, ip: clientIp(c) || null };
+      return c.json(await deps.retention.anonymizeTenant(c.req.valid('param').tenantId, c.req.valid('json').confirm, by), 200);
     },
   );
 
@@ -716,6 +783,22 @@ export function createAdminApi(deps: AdminApiDeps): OpenAPIHono<HttpEnv> {
       const p = c.req.valid('param');
       await inventory.deleteDevice(p.tenantId, p.idOrMac);
       return c.body(null, 204);
+    },
+  );
+  api.openapi(
+    op('tenant:update', {
+      method: 'post',
+      path: '/tenants/{tenantId}/devices/{idOrMac}/anonymize',
+      operationId: 'anonymizeDevice',
+      tags: ['devices'],
+      summary: "Irreversibly replace one device's personal data (names, SIP lines, addresses, uploaded files) with random strings",
+      request: { params: deviceParams },
+      responses: { 200: anonymized },
+    }),
+    async (c) => {
+      const p = c.req.valid('param');
+      const who = c.get('principal')!;
+      return c.json(await deps.retention.anonymizeDevice(p.tenantId, p.idOrMac, { actorId: who.userId, actor: who.email, ip: clientIp(c) || null }), 200);
     },
   );
 

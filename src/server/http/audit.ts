@@ -76,13 +76,15 @@ export function auditTrail(api: OpenAPIHono<HttpEnv>, auditor: Auditor): Middlew
       return;
     }
     if (status >= 300) return;
+    // These write their own entry, free of the personal data they just removed.
+    if (action === 'anonymizeTenant' || action === 'anonymizeDevice') return;
     let after: unknown = null;
     if (status !== 204 && (c.res.headers.get('content-type') ?? '').includes('json')) after = await c.res.clone().json().catch(() => null);
     const tenantId =
       /^\/tenants\/([^/]+)/.exec(rel)?.[1] ?? (action === 'createTenant' ? ((after as { id?: string } | null)?.id ?? null) : null);
     await auditor.record({
       // Creating or deleting a tenant is a system event; everything under a tenant is the tenant's.
-      tenantId: action === 'createTenant' || action === 'deleteTenant' ? null : tenantId,
+      tenantId: action === 'createTenant' || action === 'deleteTenant' || action === 'requestTenantDeletion' ? null : tenantId,
       actorId: p?.userId ?? null,
       actor: p?.email ?? 'anonymous',
       ip,
