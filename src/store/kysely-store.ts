@@ -54,6 +54,13 @@ type Db = Kysely<Database>;
 const json = (v: unknown): string => JSON.stringify(v);
 const parse = <T>(s: string): T => JSON.parse(s) as T;
 
+/** Polycom parameters that hold a secret (`device.auth.localAdminPassword`, `reg.1.auth.password` …): sealed at rest. */
+export const SECRET_PARAM = /(password|passwd|secret|passphrase)$/i;
+const sealParams = (box: SecretBox, p: Record<string, string>): string =>
+  json(Object.fromEntries(Object.entries(p).map(([k, v]) => [k, SECRET_PARAM.test(k) ? box.seal(v) : v])));
+const openParams = (box: SecretBox, text: string): Record<string, string> =>
+  Object.fromEntries(Object.entries(parse<Record<string, string>>(text)).map(([k, v]) => [k, SECRET_PARAM.test(k) ? box.open(v) : v]));
+
 /** Maps driver errors (SQLite and PostgreSQL codes) to the domain's conflict error. */
 export function mapDbError(err: unknown): never {
   const code = (err as { code?: unknown }).code;
@@ -532,7 +539,7 @@ function deviceFromRow(box: SecretBox, r: DevicesTable, groupIds: string[], prof
     groupIds,
     labels: parse(r.labels),
     lines: openLines(box, r.lines),
-    params: parse(r.params),
+    params: openParams(box, r.params),
     profileIds,
     state: r.state as DeviceState,
     lastSeen,
@@ -594,7 +601,7 @@ class Devices implements DeviceRepo {
           site_id: row.siteId,
           labels: json(row.labels),
           lines: sealLines(this.box, row.lines),
-          params: json(row.params),
+          params: sealParams(this.box, row.params),
           state: row.state,
           last_seen_at: row.lastSeen?.at ?? null,
           last_ip: row.lastSeen?.ip ?? null,
@@ -665,7 +672,7 @@ class Devices implements DeviceRepo {
           ...(patch.siteId !== undefined && { site_id: patch.siteId }),
           ...(patch.labels !== undefined && { labels: json(patch.labels) }),
           ...(patch.lines !== undefined && { lines: sealLines(this.box, patch.lines) }),
-          ...(patch.params !== undefined && { params: json(patch.params) }),
+          ...(patch.params !== undefined && { params: sealParams(this.box, patch.params) }),
           ...(patch.state !== undefined && { state: patch.state }),
           ...(patch.credentials !== undefined && {
             prov_username: patch.credentials?.username ?? null,
@@ -805,7 +812,10 @@ class Rendered implements RenderedRepo {
 }
 
 class Profiles implements ProfileRepo {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly box: SecretBox,
+  ) {}
 
   private view(r: Database['profiles']): Profile {
     return {
@@ -813,7 +823,7 @@ class Profiles implements ProfileRepo {
       tenantId: r.tenant_id,
       name: r.name,
       description: r.description,
-      params: parse(r.params),
+      params: openParams(this.box, r.params),
       createdAt: r.created_at,
       updatedAt: r.updated_at,
     };
@@ -828,7 +838,7 @@ class Profiles implements ProfileRepo {
           tenant_id: row.tenantId,
           name: row.name,
           description: row.description,
-          params: json(row.params),
+          params: sealParams(this.box, row.params),
           created_at: row.createdAt,
           updated_at: row.updatedAt,
         })
@@ -860,7 +870,7 @@ class Profiles implements ProfileRepo {
         .set({
           ...(patch.name !== undefined && { name: patch.name }),
           ...(patch.description !== undefined && { description: patch.description }),
-          ...(patch.params !== undefined && { params: json(patch.params) }),
+          ...(patch.params !== undefined && { params: sealParams(this.box, patch.params) }),
           ...(patch.updatedAt !== undefined && { updated_at: patch.updatedAt }),
         })
         .where('tenant_id', '=', tenantId)
@@ -1161,7 +1171,7 @@ export class KyselyStore implements Store {
     this.sites = new Sites(db, this.assignments);
     this.groups = new Groups(db, this.assignments);
     this.devices = new Devices(db, this.assignments, box);
-    this.profiles = new Profiles(db);
+    this.profiles = new Profiles(db, box);
     this.users = new Users(db);
     this.tokens = new Tokens(db);
     this.rendered = new Rendered(db, box);
@@ -1210,13 +1220,18 @@ export class KyselyStore implements Store {
           .where('id', '=', t.id)
           .execute();
       }
-      for (const d of await trx.selectFrom('devices').select(['id', 'lines', 'prov_password']).execute()) {
+      const resealParams = (text: string) =>
+        json(Object.fromEntries(Object.entries(parse<Record<string, string>>(text)).map(([k, v]) => [k, SECRET_PARAM.test(k) ? again(v) : v])));
+      for (const d of await trx.selectFrom('devices').select(['id', 'lines', 'params', 'prov_password']).execute()) {
         const lines = parse<Device['lines']>(d.lines).map((l) => (l.authPassword !== undefined ? { ...l, authPassword: again(l.authPassword) } : l));
         await trx
           .updateTable('devices')
-          .set({ lines: json(lines), prov_password: d.prov_password ? again(d.prov_password) : null })
+          .set({ lines: json(lines), params: resealParams(d.params), prov_password: d.prov_password ? again(d.prov_password) : null })
           .where('id', '=', d.id)
           .execute();
+      }
+      for (const p of await trx.selectFrom('profiles').select(['id', 'params']).execute()) {
+        await trx.updateTable('profiles').set({ params: resealParams(p.params) }).where('id', '=', p.id).execute();
       }
       for (const r of await trx.selectFrom('rendered_files').select(['device_id', 'name', 'body']).execute()) {
         await trx.updateTable('rendered_files').set({ body: again(r.body) }).where('device_id', '=', r.device_id).where('name', '=', r.name).execute();

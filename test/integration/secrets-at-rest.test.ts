@@ -16,11 +16,21 @@ const tenant = (await api('POST', '/tenants', { name: 'Vault' })).body;
 const T = `/tenants/${tenant.id}`;
 const SIP = 'sip-Secret-4711-zz';
 const OWN = 'device-Own-Secret-0815';
-await api('POST', `${T}/devices`, { mac: '0004f2c0ffee', lines: [{ index: 1, address: '1001', authPassword: SIP }], credentials: { username: 'phone-c0ffee', password: OWN } });
+const ADMIN_PW = 'phone-Admin-Secret-2468';
+const USER_PW = 'phone-User-Secret-1357';
+const profile = (await api('POST', `${T}/profiles`, { name: 'Locked', params: { 'device.auth.localAdminPassword': ADMIN_PW, 'device.set': '1' } })).body;
+await api('POST', `${T}/devices`, {
+  mac: '0004f2c0ffee',
+  lines: [{ index: 1, address: '1001', authPassword: SIP }],
+  credentials: { username: 'phone-c0ffee', password: OWN },
+  params: { 'device.auth.localUserPassword': USER_PW },
+  profileIds: [profile.id],
+});
 const prov = (await api('GET', `${T}/provisioning`)).body;
 // A phone fetch stores the last good render (which carries the SIP password) in the database.
 const r = await new PhoneClient({ base: prov.httpBase, mac: '0004f2c0ffee', username: prov.username, password: prov.password }).fetch('GET', '0004f2c0ffee-device.cfg');
 assert.ok(r.body.toString().includes(SIP));
+assert.ok(r.body.toString().includes(ADMIN_PW), 'phone admin password reaches the phone');
 
 test.after(async () => {
   await s.stop().catch(() => undefined);
@@ -33,7 +43,7 @@ function rawFiles(): Buffer {
 
 test('no secret is in clear in the raw database file or its WAL', () => {
   const raw = rawFiles();
-  for (const secret of [SIP, OWN, prov.password]) assert.is(raw.indexOf(Buffer.from(secret)), -1, `${secret} found in the database`);
+  for (const secret of [SIP, OWN, prov.password, ADMIN_PW, USER_PW]) assert.is(raw.indexOf(Buffer.from(secret)), -1, `${secret} found in the database`);
   assert.ok(raw.includes(Buffer.from('enc:v1:')));
   const key = join(s.dataDir, 'master.key');
   assert.is(statSync(key).mode & 0o777, 0o600);
@@ -55,12 +65,14 @@ test('rotate-key re-seals everything under a new key; the data still reads back'
     const d = await again.inventory.getDevice(tenant.id, '0004f2c0ffee');
     assert.is(d.lines[0]?.authPassword, SIP);
     assert.is(d.credentials?.password, OWN);
+    assert.is(d.params['device.auth.localUserPassword'], USER_PW);
+    assert.is((await again.inventory.getProfile(tenant.id, profile.id)).params['device.auth.localAdminPassword'], ADMIN_PW);
     assert.is((await again.inventory.tenantSecrets(tenant.id)).provisioningPassword, prov.password);
   } finally {
     await again.close();
   }
   const raw = rawFiles();
-  for (const secret of [SIP, OWN, prov.password]) assert.is(raw.indexOf(Buffer.from(secret)), -1);
+  for (const secret of [SIP, OWN, prov.password, ADMIN_PW, USER_PW]) assert.is(raw.indexOf(Buffer.from(secret)), -1);
 });
 
 test('the wrong key opens nothing: a clear error, not garbage', async () => {
