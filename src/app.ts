@@ -8,6 +8,7 @@ import { Accounts } from './domain/accounts.ts';
 import { Auditor } from './domain/audit.ts';
 import { Inventory } from './domain/inventory.ts';
 import { Retention } from './domain/retention.ts';
+import { createFirmware, type Firmware } from './firmware/service.ts';
 import type { Tenant } from './domain/types.ts';
 import { createAccessLogger, createLogger, type Logger } from './logger.ts';
 import { createMailer } from './mail/mailer.ts';
@@ -49,6 +50,7 @@ export interface App {
   readonly tree: ProvisioningTree;
   readonly auditor: Auditor;
   readonly retention: Retention;
+  readonly firmware: Firmware;
   readonly logger: Logger;
   readonly http: Hono<HttpEnv>;
   readonly tls: TlsMaterial | undefined;
@@ -142,7 +144,18 @@ export async function createApp(deps: AppDeps): Promise<App> {
     deletionGraceDays: config.retention.deletionGraceDays,
     subscriptionRetentionDays: config.retention.subscriptionRetentionDays,
   });
+  const firmware = await createFirmware({
+    dataDir: config.dataDir,
+    store,
+    clock,
+    logger,
+    maxImageBytes: config.firmware.maxImageBytes,
+    maxConcurrent: config.firmware.maxConcurrent,
+    maxPerSite: config.firmware.maxPerSite,
+  });
   const tree = new ProvisioningTree({
+    firmware: firmware.plan,
+    firmwareFiles: firmware.files,
     store,
     inventory,
     catalogue: ParamCatalogue.load(),
@@ -188,10 +201,13 @@ export async function createApp(deps: AppDeps): Promise<App> {
     dhcpLeases: store.dhcpLeases,
     clock,
     retention,
+    firmware,
+    firmwareMaxBundleBytes: config.firmware.maxImageBytes * 4,
   });
   const deviceHandler = createDeviceHandler({
     tree,
     auth: new DeviceAuthenticator({ clock }),
+    firmwareLimiter: firmware.limiter,
     clock,
     logger,
     accessLogger,
@@ -237,6 +253,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     tree,
     auditor,
     retention,
+    firmware,
     logger,
     http,
     tls,
@@ -278,7 +295,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
       }
       let tftpHandle: TftpHandle | undefined;
       if (config.tftp.enabled) {
-        tftpHandle = await startTftp({ host: config.host, port: config.tftp.port }, { tree, logger });
+        tftpHandle = await startTftp({ host: config.host, port: config.tftp.port }, { tree, logger, firmwareLimiter: firmware.limiter });
         handles.push({ address: tftpHandle.address, close: () => (tftpHandle as TftpHandle).close() });
         logger.info({ address: tftpHandle.address }, 'TFTP listening');
       }

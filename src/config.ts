@@ -100,6 +100,17 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    firmware: z
+      .object({
+        /** Largest firmware image accepted (a whole UC bundle can be hundreds of MB). @default 1073741824 */
+        maxImageBytes: z.number().int().min(1024).max(16 * 1024 ** 3).default(1024 ** 3),
+        /** Firmware downloads at once (HTTP and TFTP); beyond it phones are told to retry later. @default 100 */
+        maxConcurrent: z.number().int().min(1).max(100_000).default(100),
+        /** Firmware downloads at once per site (by the phone's subnet). @default 25 */
+        maxPerSite: z.number().int().min(1).max(100_000).default(25),
+      })
+      .strict()
+      .prefault({}),
     retention: z
       .object({
         /** Days between a tenant's deletion request and its purge. @default 30 */

@@ -25,10 +25,12 @@ export const PERMISSIONS = [
   'tokens:own',
   'audit:read',
   'audit:system',
+  'firmware:read',
+  'firmware:write',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
-const READ_DEVICES: Permission[] = ['tenant:read', 'sites:read', 'groups:read', 'devices:read', 'profiles:read', 'tokens:own'];
+const READ_DEVICES: Permission[] = ['tenant:read', 'sites:read', 'groups:read', 'devices:read', 'profiles:read', 'tokens:own', 'firmware:read'];
 const WRITE_DEVICES: Permission[] = ['sites:write', 'groups:write', 'devices:write', 'profiles:write', 'provisioning:read'];
 
 export const ROLE_PERMISSIONS: Readonly<Record<Role, ReadonlySet<Permission>>> = {

@@ -254,3 +254,48 @@ export interface DhcpLease {
   hostname: string | null;
   updatedAt: string;
 }
+
+/** One firmware image in the catalogue: a version's image for one part number (or the combined one). */
+export interface FirmwareImage {
+  version: string;
+  /** `null` for a combined `sip.ld` serving every model. */
+  partNumber: string | null;
+  models: string[];
+  sha256: string;
+  size: number;
+  fileName: string;
+  createdAt: string;
+}
+
+export type FirmwareTargetKind = 'tenant' | 'site' | 'group' | 'device';
+
+/** Which version a tenant, site, group or device runs, for one model or all (`model: null`). */
+export interface FirmwareAssignment {
+  tenantId: string;
+  targetKind: FirmwareTargetKind;
+  targetId: string;
+  model: string | null;
+  version: string;
+  updatedAt: string;
+}
+
+export const ROLLOUT_STATES = ['canary', 'all', 'paused', 'aborted', 'done'] as const;
+export type RolloutState = (typeof ROLLOUT_STATES)[number];
+
+/** A staged move of a target's devices to a version. */
+export interface FirmwareRollout {
+  id: string;
+  tenantId: string;
+  version: string;
+  model: string | null;
+  target: { kind: Exclude<FirmwareTargetKind, 'device'>; id: string };
+  /** First stage: the devices of this group, or this share of the target (by MAC hash). */
+  canary: { groupId: string } | { percent: number } | null;
+  /** Devices move only inside this daily window (local time of `timeZone`); `null`: any time. */
+  window: { start: string; end: string; timeZone: string } | null;
+  state: RolloutState;
+  /** The stage a paused rollout resumes into. */
+  pausedFrom: 'canary' | 'all' | null;
+  createdAt: string;
+  updatedAt: string;
+}

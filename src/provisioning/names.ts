@@ -1,3 +1,5 @@
+import { VERSION, partFromFileName } from '../firmware/parts.ts';
+
 /**
  * The names a phone may ask for, parsed from hostile input. Everything not listed here does not
  * exist (404), whatever is on disk.
@@ -25,7 +27,9 @@ export type FileRef =
   | { kind: 'ca' }
   | { kind: 'phone-file'; mac: string; file: PhoneFileKind }
   /** Optional files phones probe for that edgeprov does not serve (a 404 is normal). */
-  | { kind: 'optional'; mac: string | null; name: string };
+  | { kind: 'optional'; mac: string | null; name: string }
+  /** A firmware image: `part` null for the combined `sip.ld`; `version` null for the tenant's assignment. */
+  | { kind: 'firmware'; version: string | null; part: string | null };
 
 const MAX_PATH = 255;
 
@@ -38,7 +42,7 @@ export function safeRelativePath(raw: string): string | undefined {
   if (raw.length === 0 || raw.length > MAX_PATH * 3) return undefined;
   if (raw.includes('\\')) return undefined;
   const segments = raw.split('/');
-  if (segments.length > 3) return undefined;
+  if (segments.length > 4) return undefined;
   const out: string[] = [];
   for (const seg of segments) {
     let d: string;
@@ -62,6 +66,22 @@ const MAC_CFG = /^([0-9a-fA-F]{12})(\.cfg)$/i;
 /** What a safe relative name refers to, or `undefined` when it is no file of the tree. */
 export function parseName(path: string): FileRef | undefined {
   const parts = path.split('/');
+  // Firmware: fw/<version>/<part>.sip.ld or …/sip.ld, the part prefixed to the whole name
+  // (<part>.fw/<version>/sip.ld, seen in one capture), or <part>.sip.ld at the root.
+  if (parts.length === 3 && VERSION.test(parts[1] as string)) {
+    const version = parts[1] as string;
+    if (parts[0] === 'fw') {
+      const part = partFromFileName(parts[2] as string);
+      return part === undefined ? undefined : { kind: 'firmware', version, part };
+    }
+    const prefixed = /^(\d{4}-\d{5}-\d{3})\.fw$/.exec(parts[0] as string);
+    if (prefixed?.[1] && (parts[2] as string).toLowerCase() === 'sip.ld') return { kind: 'firmware', version, part: prefixed[1] };
+    return undefined;
+  }
+  if (parts.length === 1) {
+    const part = partFromFileName(parts[0] as string);
+    if (part) return { kind: 'firmware', version: null, part };
+  }
   if (parts.length > 2) return undefined;
   if (parts.length === 2 && !DIRS.has(parts[0] as string)) return undefined;
   const dir = parts.length === 2 ? (parts[0] as string) : null;

@@ -43,8 +43,17 @@ export interface Served {
   contentType: string;
 }
 
+/** A file served from disk (firmware): streamed, with ranges. */
+export interface Blob {
+  path: string;
+  size: number;
+  etag: string;
+  contentType: string;
+}
+
 export type ReadResult =
   | ({ kind: 'file' } & Served)
+  | ({ kind: 'blob' } & Blob)
   | { kind: 'not_found' }
   | { kind: 'unavailable'; retryAfterSeconds: number; reason: string };
 
@@ -55,8 +64,11 @@ export type WriteResult =
   | { kind: 'too_large'; maxBytes: number }
   | { kind: 'bad'; message: string };
 
-/** Firmware the master file should point a device at; the firmware module fills this in. */
-export type FirmwarePlan = (tenant: Tenant, device: Device) => Pick<MasterInput, 'appFilePath' | 'models'>;
+/** Firmware the master file should point a device at, given what it runs now; the firmware module fills this in. */
+export type FirmwarePlan = (tenant: Tenant, device: Device, running: string | null) => Pick<MasterInput, 'appFilePath' | 'models'>;
+
+/** Finds the image for a firmware name (`fw/<version>/<part>.sip.ld`; no version: the tenant's assignment). */
+export type FirmwareFiles = (tenant: Tenant, version: string | null, part: string | null) => Promise<Blob | undefined>;
 
 export interface TreeDeps {
   store: Store;
@@ -68,6 +80,7 @@ export interface TreeDeps {
   server: (tenant: Tenant) => ServerInfo;
   caPem: () => string | undefined;
   firmware?: FirmwarePlan;
+  firmwareFiles?: FirmwareFiles;
   /** Rendered devices kept in memory. @default 50000 */
   cacheSize?: number;
   /** How often batched last-seen updates are written. @default 2000 */
@@ -77,6 +90,8 @@ export interface TreeDeps {
 interface DeviceEntry {
   device: Device;
   master?: Served;
+  /** The firmware plan the master was built with; a different plan rebuilds it. */
+  planKey?: string;
   files: Map<string, Served>;
   /** Why the current render failed (the files are then the last good ones, or absent). */
   failed?: string;
@@ -118,7 +133,7 @@ export class ProvisioningTree {
   readonly #timer: NodeJS.Timeout;
   readonly #unsubscribe: () => void;
   readonly #tenants = new Map<string, { tenant: Tenant; secrets: TenantRow } | null>();
-  #subnets: Promise<Array<{ cidr: Cidr; tenant: Tenant }>> | undefined;
+  #subnets: Promise<Array<{ cidr: Cidr; tenant: Tenant; siteId: string }>> | undefined;
   readonly #bootstrapMaster = served(masterXml({ configFiles: [BOOTSTRAP_FILE], directories: DIRECTORIES }));
   readonly #bootstrap = served(renderBootstrap());
   #flushing: Promise<void> = Promise.resolve();
@@ -156,18 +171,24 @@ export class ProvisioningTree {
    */
   async tenantForAddress(ip: string): Promise<Tenant | undefined> {
     this.#subnets ??= (async () => {
-      const out: Array<{ cidr: Cidr; tenant: Tenant }> = [];
+      const out: Array<{ cidr: Cidr; tenant: Tenant; siteId: string }> = [];
       for (const tenant of (await this.deps.store.tenants.list({ limit: 1_000_000, offset: 0 })).items) {
         for (const site of await this.deps.store.sites.all(tenant.id)) {
           for (const s of site.subnets) {
             const cidr = parseCidr(s);
-            if (cidr) out.push({ cidr, tenant });
+            if (cidr) out.push({ cidr, tenant, siteId: site.id });
           }
         }
       }
       return out.sort((a, b) => b.cidr.prefix - a.cidr.prefix);
     })();
     return (await this.#subnets).find((e) => cidrContains(e.cidr, ip))?.tenant;
+  }
+
+  /** The site of a tenant whose subnet holds `ip` (firmware storm control counts per site). */
+  async siteForAddress(tenantId: string, ip: string): Promise<string | undefined> {
+    await this.tenantForAddress(ip);
+    return (await this.#subnets)?.find((e) => e.tenant.id === tenantId && cidrContains(e.cidr, ip))?.siteId;
   }
 
   /** A device's own provisioning credentials, if it has any. */
@@ -199,10 +220,25 @@ export class ProvisioningTree {
       }
       case 'optional':
         return { kind: 'not_found' };
+      case 'firmware': {
+        const blob = await this.deps.firmwareFiles?.(req.tenant, ref.version, ref.part);
+        return blob ? { kind: 'blob', ...blob } : { kind: 'not_found' };
+      }
       case 'master':
       case 'device-config': {
         const entry = await this.#deviceEntry(req, ref.mac, ref.kind === 'master');
         if (!entry) return { kind: 'not_found' };
+        if (ref.kind === 'master' && entry.master && this.deps.firmware) {
+          // The plan moves with rollouts, windows and what the phone runs: checked on every request.
+          const agent = parseUserAgent(req.userAgent);
+          const running = (agent.stage !== 'updater' ? agent.firmware : null) ?? entry.device.lastSeen?.firmware ?? null;
+          const plan = this.deps.firmware(req.tenant, entry.device, running);
+          const key = JSON.stringify(plan);
+          if (key !== (entry.planKey ?? '{}')) {
+            entry.master = this.#master(entry.device, plan);
+            entry.planKey = key;
+          }
+        }
         const file = ref.kind === 'master' ? entry.master : entry.files.get(deviceFileName(ref.mac));
         if (file) return { kind: 'file', ...file };
         return { kind: 'unavailable', retryAfterSeconds: RENDER_RETRY_SECONDS, reason: entry.failed ?? 'not rendered' };
@@ -398,11 +434,12 @@ export class ProvisioningTree {
   async #render(tenant: Tenant, device: Device): Promise<{ master: Served; render: DeviceRender; deps: string[] }> {
     const { input, deps } = await this.#gather(tenant, device);
     const render = renderDevice(input, this.deps.catalogue);
-    const plan = this.deps.firmware?.(tenant, device) ?? {};
-    const master = served(
-      masterXml({ configFiles: [deviceFileName(device.mac), DEFAULTS_FILE], directories: DIRECTORIES, ...plan }),
-    );
+    const master = this.#master(device, this.deps.firmware?.(tenant, device, device.lastSeen?.firmware ?? null) ?? {});
     return { master, render, deps };
+  }
+
+  #master(device: Device, plan: Pick<MasterInput, 'appFilePath' | 'models'>): Served {
+    return served(masterXml({ configFiles: [deviceFileName(device.mac), DEFAULTS_FILE], directories: DIRECTORIES, ...plan }));
   }
 
   /**
@@ -433,8 +470,7 @@ export class ProvisioningTree {
       }
       const lastGood = await store.rendered.get(tenant.id, device.id, name);
       if (!lastGood) return { device, files: new Map(), failed: err.message };
-      const plan = this.deps.firmware?.(tenant, device) ?? {};
-      const master = served(masterXml({ configFiles: [name, DEFAULTS_FILE], directories: DIRECTORIES, ...plan }));
+      const master = this.#master(device, this.deps.firmware?.(tenant, device, device.lastSeen?.firmware ?? null) ?? {});
       return { device, master, files: new Map([[name, served(lastGood.body)]]), failed: err.message };
     }
   }

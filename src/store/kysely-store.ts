@@ -20,8 +20,8 @@ import type {
 import type { Role } from '../domain/roles.ts';
 import type { SecretBox } from './secrets.ts';
 import { anonymize, compact, purgeTenant } from './redaction.ts';
-import { DEFAULT_SITE_DHCP, DEFAULT_TENANT_SETTINGS, type DhcpLease, type SiteDhcp } from '../domain/types.ts';
-import type { Database, DevicesTable, DhcpLeasesTable, SitesTable, TenantsTable, TokensTable, UsersTable } from './schema.ts';
+import { DEFAULT_SITE_DHCP, DEFAULT_TENANT_SETTINGS, type DhcpLease, type FirmwareAssignment, type FirmwareImage, type FirmwareRollout, type SiteDhcp } from '../domain/types.ts';
+import type { Database, DevicesTable, DhcpLeasesTable, FirmwareImagesTable, SitesTable, TenantsTable, TokensTable, UsersTable } from './schema.ts';
 import type {
   AssignmentRepo,
   DeviceFilter,
@@ -30,6 +30,7 @@ import type {
   AccountLink,
   AccountLinkRepo,
   RedactionOps,
+  FirmwareRepo,
   DeviceRow,
   GroupRepo,
   GroupRow,
@@ -1141,6 +1142,96 @@ class AccountLinks implements AccountLinkRepo {
   }
 }
 
+class Firmware implements FirmwareRepo {
+  constructor(private readonly db: Db) {}
+
+  async putImage(i: FirmwareImage): Promise<void> {
+    const values = { models: json(i.models), sha256: i.sha256, size: i.size, file_name: i.fileName, created_at: i.createdAt };
+    await this.db
+      .insertInto('firmware_images')
+      .values({ version: i.version, part_number: i.partNumber ?? '', ...values })
+      .onConflict((oc) => oc.columns(['version', 'part_number']).doUpdateSet(values))
+      .execute();
+  }
+
+  private static image(r: FirmwareImagesTable): FirmwareImage {
+    return { version: r.version, partNumber: r.part_number || null, models: parse(r.models), sha256: r.sha256, size: Number(r.size), fileName: r.file_name, createdAt: r.created_at };
+  }
+
+  async images(version?: string): Promise<FirmwareImage[]> {
+    let q = this.db.selectFrom('firmware_images').selectAll().orderBy('version').orderBy('part_number');
+    if (version !== undefined) q = q.where('version', '=', version);
+    return (await q.execute()).map(Firmware.image);
+  }
+
+  async image(version: string, partNumber: string | null): Promise<FirmwareImage | undefined> {
+    const r = await this.db.selectFrom('firmware_images').selectAll().where('version', '=', version).where('part_number', '=', partNumber ?? '').executeTakeFirst();
+    return r ? Firmware.image(r) : undefined;
+  }
+
+  async deleteVersion(version: string): Promise<number> {
+    return Number((await this.db.deleteFrom('firmware_images').where('version', '=', version).executeTakeFirst()).numDeletedRows);
+  }
+
+  async versionInUse(version: string): Promise<boolean> {
+    if (await this.db.selectFrom('firmware_assignments').select('version').where('version', '=', version).executeTakeFirst()) return true;
+    const live = await this.db.selectFrom('firmware_rollouts').select('body').where('state', 'in', ['canary', 'all', 'paused']).execute();
+    return live.some((r) => parse<FirmwareRollout>(r.body).version === version);
+  }
+
+  async blobUsers(sha256: string): Promise<number> {
+    const r = await this.db.selectFrom('firmware_images').select(sql<number>`count(*)`.as('n')).where('sha256', '=', sha256).executeTakeFirst();
+    return Number(r?.n ?? 0);
+  }
+
+  async assignments(tenantId?: string): Promise<FirmwareAssignment[]> {
+    let q = this.db.selectFrom('firmware_assignments').selectAll();
+    if (tenantId !== undefined) q = q.where('tenant_id', '=', tenantId);
+    return (await q.execute()).map((r) => ({
+      tenantId: r.tenant_id,
+      targetKind: r.target_kind as FirmwareAssignment['targetKind'],
+      targetId: r.target_id,
+      model: r.model || null,
+      version: r.version,
+      updatedAt: r.updated_at,
+    }));
+  }
+
+  async putAssignment(a: FirmwareAssignment): Promise<void> {
+    await this.db
+      .insertInto('firmware_assignments')
+      .values({ tenant_id: a.tenantId, target_kind: a.targetKind, target_id: a.targetId, model: a.model ?? '', version: a.version, updated_at: a.updatedAt })
+      .onConflict((oc) => oc.columns(['tenant_id', 'target_kind', 'target_id', 'model']).doUpdateSet({ version: a.version, updated_at: a.updatedAt }))
+      .execute();
+  }
+
+  async deleteAssignment(tenantId: string, kind: string, targetId: string, model: string | null): Promise<boolean> {
+    const res = await this.db
+      .deleteFrom('firmware_assignments')
+      .where('tenant_id', '=', tenantId)
+      .where('target_kind', '=', kind)
+      .where('target_id', '=', targetId)
+      .where('model', '=', model ?? '')
+      .executeTakeFirst();
+    return Number(res.numDeletedRows) > 0;
+  }
+
+  async rollouts(tenantId?: string): Promise<FirmwareRollout[]> {
+    let q = this.db.selectFrom('firmware_rollouts').selectAll().orderBy('created_at');
+    if (tenantId !== undefined) q = q.where('tenant_id', '=', tenantId);
+    return (await q.execute()).map((r) => ({ ...parse<FirmwareRollout>(r.body), state: r.state as FirmwareRollout['state'] }));
+  }
+
+  async putRollout(r: FirmwareRollout): Promise<void> {
+    const values = { body: json(r), state: r.state, updated_at: r.updatedAt };
+    await this.db
+      .insertInto('firmware_rollouts')
+      .values({ id: r.id, tenant_id: r.tenantId, created_at: r.createdAt, ...values })
+      .onConflict((oc) => oc.column('id').doUpdateSet(values))
+      .execute();
+  }
+}
+
 const ipOrder = (ip: string): number => ip.split('.').reduce((a, p) => a * 256 + Number(p), 0);
 
 /** The store over any Kysely database; dialect-specific set-up lives in `sqlite.ts` (and later `postgres.ts`). */
@@ -1158,6 +1249,7 @@ export class KyselyStore implements Store {
   readonly dhcpLeases: DhcpLeases;
   readonly links: AccountLinks;
   readonly redaction: RedactionOps;
+  readonly firmware: Firmware;
 
   constructor(
     readonly kind: 'sqlite' | 'postgres',
@@ -1178,6 +1270,7 @@ export class KyselyStore implements Store {
     this.audit = new Audit(db);
     this.dhcpLeases = new DhcpLeases(db);
     this.links = new AccountLinks(db);
+    this.firmware = new Firmware(db);
     const root = db as Kysely<Database>;
     this.redaction = {
       purgeTenant: (id) => purgeTenant(root, id),

@@ -222,6 +222,42 @@ const migrations: Record<string, Migration> = {
       await sql`CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit_events WHEN NOT EXISTS (SELECT 1 FROM audit_redactions) BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END`.execute(db);
     },
   },
+  '0007_firmware': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('firmware_images')
+        .addColumn('version', 'text', (c) => c.notNull())
+        // '' for a combined image (sip.ld) serving every model.
+        .addColumn('part_number', 'text', (c) => c.notNull())
+        .addColumn('models', 'text', (c) => c.notNull())
+        .addColumn('sha256', 'text', (c) => c.notNull())
+        .addColumn('size', 'integer', (c) => c.notNull())
+        .addColumn('file_name', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('firmware_images_pk', ['version', 'part_number'])
+        .execute();
+      await db.schema
+        .createTable('firmware_assignments')
+        .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id').onDelete('cascade'))
+        .addColumn('target_kind', 'text', (c) => c.notNull())
+        .addColumn('target_id', 'text', (c) => c.notNull())
+        // '' for every model.
+        .addColumn('model', 'text', (c) => c.notNull())
+        .addColumn('version', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('firmware_assignments_pk', ['tenant_id', 'target_kind', 'target_id', 'model'])
+        .execute();
+      await db.schema
+        .createTable('firmware_rollouts')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id').onDelete('cascade'))
+        .addColumn('body', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
 };
 
 class StaticProvider implements MigrationProvider {

@@ -156,6 +156,37 @@ export interface Database {
   dhcp_leases: DhcpLeasesTable;
   account_links: AccountLinksTable;
   audit_redactions: { reason: string };
+  firmware_images: FirmwareImagesTable;
+  firmware_assignments: FirmwareAssignmentsTable;
+  firmware_rollouts: FirmwareRolloutsTable;
+}
+
+export interface FirmwareImagesTable {
+  version: string;
+  part_number: string;
+  models: string;
+  sha256: string;
+  size: number;
+  file_name: string;
+  created_at: string;
+}
+
+export interface FirmwareAssignmentsTable {
+  tenant_id: string;
+  target_kind: string;
+  target_id: string;
+  model: string;
+  version: string;
+  updated_at: string;
+}
+
+export interface FirmwareRolloutsTable {
+  id: string;
+  tenant_id: string;
+  body: string;
+  state: string;
+  created_at: string;
+  updated_at: string;
 }
 
 export interface AccountLinksTable {

@@ -3,6 +3,9 @@ import type {
   AssignmentTarget,
   Device,
   DhcpLease,
+  FirmwareAssignment,
+  FirmwareImage,
+  FirmwareRollout,
   DeviceState,
   Group,
   LastSeen,
@@ -45,6 +48,23 @@ export interface Store {
   links: AccountLinkRepo;
   /** Purge and anonymization: the only writers allowed past the audit trail's append-only rule. */
   redaction: RedactionOps;
+  firmware: FirmwareRepo;
+}
+
+export interface FirmwareRepo {
+  putImage(image: FirmwareImage): Promise<void>;
+  images(version?: string): Promise<FirmwareImage[]>;
+  image(version: string, partNumber: string | null): Promise<FirmwareImage | undefined>;
+  deleteVersion(version: string): Promise<number>;
+  /** Whether any tenant assigns or rolls out this version (it cannot be deleted then). */
+  versionInUse(version: string): Promise<boolean>;
+  /** Other images still pointing at a blob (before the blob is removed). */
+  blobUsers(sha256: string): Promise<number>;
+  assignments(tenantId?: string): Promise<FirmwareAssignment[]>;
+  putAssignment(a: FirmwareAssignment): Promise<void>;
+  deleteAssignment(tenantId: string, kind: string, targetId: string, model: string | null): Promise<boolean>;
+  rollouts(tenantId?: string): Promise<FirmwareRollout[]>;
+  putRollout(r: FirmwareRollout): Promise<void>;
 }
 
 export interface RedactionOps {

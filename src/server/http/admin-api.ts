@@ -34,6 +34,14 @@ import type { ProvisioningTree } from '../../provisioning/tree.ts';
 import type { UploadStore } from '../../provisioning/uploads.ts';
 import type { Auditor } from '../../domain/audit.ts';
 import type { Retention } from '../../domain/retention.ts';
+import type { Firmware } from '../../firmware/service.ts';
+import { Readable } from 'node:stream';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join as joinPath } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { ROLLOUT_STATES } from '../../domain/types.ts';
 import { auditTrail } from './audit.ts';
 import { authenticate, authorize, visibleTenants, type Access } from './auth.ts';
 import { clientIp, type HttpEnv } from './context.ts';
@@ -75,6 +83,9 @@ export interface AdminApiDeps {
   dhcpLeases: DhcpLeaseRepo;
   clock: Clock;
   retention: Retention;
+  firmware: Firmware;
+  /** Largest firmware .zip accepted. */
+  firmwareMaxBundleBytes: number;
 }
 
 /** The OpenAPI extension naming the permission each operation needs; the RBAC test reads it. */
@@ -116,15 +127,15 @@ export function createAdminApi(deps: AdminApiDeps): OpenAPIHono<HttpEnv> {
   });
 
   // Size is capped before anything parses the body; then the caller is identified.
-  api.use(
-    '*',
-    bodyLimit({
-      maxSize: deps.maxBodyBytes,
-      onError: () => {
-        throw new AppError('payload_too_large', `request body is larger than ${deps.maxBodyBytes} bytes`);
-      },
-    }),
-  );
+  const limit = bodyLimit({
+    maxSize: deps.maxBodyBytes,
+    onError: () => {
+      throw new AppError('payload_too_large', `request body is larger than ${deps.maxBodyBytes} bytes`);
+    },
+  });
+  // Firmware uploads stream to disk under their own cap (firmware.maxImageBytes).
+  const FIRMWARE_UPLOAD = /^\/api\/v1\/firmware\/[^/]+\/(images\/[^/]+|bundle)$/;
+  api.use('*', (c, next) => (FIRMWARE_UPLOAD.test(c.req.path) && (c.req.method === 'PUT' || c.req.method === 'POST') ? next() : limit(c, next)));
   api.use('*', authenticate(accounts));
   api.use('*', auditTrail(api, deps.auditor));
 
@@ -1098,6 +1109,264 @@ export function createAdminApi(deps: AdminApiDeps): OpenAPIHono<HttpEnv> {
       return c.json({ name: profile.name, description: profile.description, params: profile.params }, 200);
     },
   );
+
+  // ---- firmware --------------------------------------------------------------------------------
+
+  const fw = deps.firmware;
+  const imageView = z
+    .object({
+      version: z.string(),
+      partNumber: z.string().nullable(),
+      models: z.array(z.string()),
+      sha256: z.string(),
+      size: z.number().int(),
+      fileName: z.string(),
+      createdAt: z.string(),
+    })
+    .openapi('FirmwareImage');
+  const versionView = z.object({ version: z.string(), images: z.array(imageView) }).openapi('FirmwareVersion');
+  const versionParams = z.object({ version: z.string().min(1).max(40) });
+  /** The request body as a Node stream (never buffered whole). */
+  const bodyStream = (c: { req: { raw: Request } }): Readable => {
+    const b = c.req.raw.body;
+    if (!b) return Readable.from([]);
+    return Readable.fromWeb(b as import('node:stream/web').ReadableStream<Uint8Array>);
+  };
+  const declaredLength = (h: string | undefined): number | undefined => (h && /^\d{1,15}$/.test(h) ? Number(h) : undefined);
+
+  api.openapi(
+    op('firmware:read', {
+      method: 'get',
+      path: '/firmware',
+      operationId: 'listFirmware',
+      tags: ['firmware'],
+      summary: 'Firmware versions in the catalogue with their images (part numbers, models, sha256, size)',
+      responses: { 200: json(z.object({ items: z.array(versionView) }), 'Versions, newest first') },
+    }),
+    async (c) => c.json({ items: await fw.catalogue.versions() }, 200),
+  );
+  api.openapi(
+    op('firmware:read', {
+      method: 'get',
+      path: '/firmware/{version}',
+      operationId: 'getFirmwareVersion',
+      tags: ['firmware'],
+      request: { params: versionParams },
+      responses: { 200: json(versionView, 'The version') },
+    }),
+    async (c) => c.json(await fw.catalogue.version(c.req.valid('param').version), 200),
+  );
+  api.openapi(
+    op('firmware:write', {
+      method: 'put',
+      path: '/firmware/{version}/images/{fileName}',
+      operationId: 'uploadFirmwareImage',
+      tags: ['firmware'],
+      summary: 'Add one image (`<part-number>.sip.ld` or `sip.ld`), streamed to disk; `models` for a part number the table lacks',
+      request: {
+        params: versionParams.extend({ fileName: z.string().min(1).max(100) }),
+        query: z.object({ models: z.string().max(500).optional() }),
+        body: { required: true, content: { 'application/octet-stream': { schema: z.string().meta({ format: 'binary' }) } } },
+      },
+      responses: { 201: json(imageView, 'Stored') },
+    }),
+    async (c) => {
+      const p = c.req.valid('param');
+      const models = c.req.valid('query').models?.split(',').map((m) => m.trim()).filter(Boolean);
+      const expected = declaredLength(c.req.header('content-length'));
+      const image = await fw.catalogue.add(p.version, p.fileName, bodyStream(c), { ...(models && { models }), ...(expected !== undefined && { expectedBytes: expected }) });
+      return c.json(image, 201);
+    },
+  );
+  api.openapi(
+    op('firmware:write', {
+      method: 'post',
+      path: '/firmware/{version}/bundle',
+      operationId: 'uploadFirmwareBundle',
+      tags: ['firmware'],
+      summary: 'Add a whole UC release from a .zip of *.sip.ld images (part numbers from the names)',
+      request: { params: versionParams, body: { required: true, content: { 'application/zip': { schema: z.string().meta({ format: 'binary' }) } } } },
+      responses: { 201: json(versionView, 'Stored') },
+    }),
+    async (c) => {
+      const version = c.req.valid('param').version;
+      const dir = await mkdtemp(joinPath(tmpdir(), 'edgeprov-zip-'));
+      try {
+        const file = joinPath(dir, 'bundle.zip');
+        let size = 0;
+        const max = deps.firmwareMaxBundleBytes;
+        await pipeline(
+          bodyStream(c),
+          async function* (src: AsyncIterable<Buffer>) {
+            for await (const chunk of src) {
+              size += chunk.length;
+              if (size > max) throw new AppError('payload_too_large', `a bundle may be at most ${max} bytes; nothing was kept`);
+              yield chunk;
+            }
+          },
+          createWriteStream(file),
+        );
+        const images = await fw.catalogue.addZip(version, file);
+        return c.json({ version, images }, 201);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+  );
+  api.openapi(
+    op('firmware:write', {
+      method: 'delete',
+      path: '/firmware/{version}',
+      operationId: 'deleteFirmwareVersion',
+      tags: ['firmware'],
+      summary: 'Remove a version and its images (refused while any tenant assigns or rolls it out)',
+      request: { params: versionParams },
+      responses: { 204: { description: 'Deleted' } },
+    }),
+    async (c) => {
+      await fw.catalogue.remove(c.req.valid('param').version);
+      return c.body(null, 204);
+    },
+  );
+
+  const targetKind = z.enum(['tenant', 'site', 'group', 'device']);
+  const assignmentView = z
+    .object({ tenantId: z.string(), targetKind, targetId: z.string(), model: z.string().nullable(), version: z.string(), updatedAt: z.string() })
+    .openapi('FirmwareAssignment');
+  api.openapi(
+    op('devices:read', {
+      method: 'get',
+      path: '/tenants/{tenantId}/firmware/assignments',
+      operationId: 'listFirmwareAssignments',
+      tags: ['firmware'],
+      request: { params: tenantParams },
+      responses: { 200: json(z.object({ items: z.array(assignmentView) }), 'Assignments') },
+    }),
+    async (c) => c.json({ items: fw.planner.listAssignments(c.req.valid('param').tenantId) }, 200),
+  );
+  api.openapi(
+    op('devices:write', {
+      method: 'put',
+      path: '/tenants/{tenantId}/firmware/assignments',
+      operationId: 'setFirmwareAssignment',
+      tags: ['firmware'],
+      summary: 'The version a tenant, site, group or device runs (per model, or every model); the most specific wins',
+      request: {
+        params: tenantParams,
+        body: body(z.object({ targetKind, targetId: z.string().max(100).optional(), model: z.string().max(40).nullable().optional(), version: z.string().min(1).max(40) }).strict()),
+      },
+      responses: { 200: json(assignmentView, 'Set') },
+    }),
+    async (c) => c.json(await fw.planner.assign(c.req.valid('param').tenantId, c.req.valid('json')), 200),
+  );
+  api.openapi(
+    op('devices:write', {
+      method: 'delete',
+      path: '/tenants/{tenantId}/firmware/assignments/{targetKind}/{targetId}',
+      operationId: 'deleteFirmwareAssignment',
+      tags: ['firmware'],
+      request: { params: tenantParams.extend({ targetKind, targetId: z.string().min(1).max(100) }), query: z.object({ model: z.string().max(40).optional() }) },
+      responses: { 204: { description: 'Removed' } },
+    }),
+    async (c) => {
+      const p = c.req.valid('param');
+      await fw.planner.unassign(p.tenantId, p.targetKind, p.targetId, c.req.valid('query').model ?? null);
+      return c.body(null, 204);
+    },
+  );
+
+  const rolloutView = z
+    .object({
+      id: z.string(),
+      tenantId: z.string(),
+      version: z.string(),
+      model: z.string().nullable(),
+      target: z.object({ kind: z.enum(['tenant', 'site', 'group']), id: z.string() }),
+      canary: z.union([z.object({ groupId: z.string() }), z.object({ percent: z.number().int() })]).nullable(),
+      window: z.object({ start: z.string(), end: z.string(), timeZone: z.string() }).nullable(),
+      state: z.enum(ROLLOUT_STATES),
+      pausedFrom: z.enum(['canary', 'all']).nullable(),
+      createdAt: z.string(),
+      updatedAt: z.string(),
+    })
+    .openapi('FirmwareRollout');
+  const progressView = z.array(z.object({ model: z.string(), devices: z.number().int(), onTarget: z.number().int(), pointed: z.number().int() }));
+  const rolloutParams = tenantParams.extend({ rolloutId: z.string().min(1).max(100) });
+  api.openapi(
+    op('devices:read', {
+      method: 'get',
+      path: '/tenants/{tenantId}/firmware/rollouts',
+      operationId: 'listFirmwareRollouts',
+      tags: ['firmware'],
+      request: { params: tenantParams },
+      responses: { 200: json(z.object({ items: z.array(rolloutView) }), 'Rollouts, oldest first') },
+    }),
+    async (c) => c.json({ items: fw.planner.listRollouts(c.req.valid('param').tenantId) }, 200),
+  );
+  api.openapi(
+    op('devices:write', {
+      method: 'post',
+      path: '/tenants/{tenantId}/firmware/rollouts',
+      operationId: 'startFirmwareRollout',
+      tags: ['firmware'],
+      summary: 'Move a target to a version: a canary group or share first, inside a daily window',
+      request: {
+        params: tenantParams,
+        body: body(
+          z
+            .object({
+              version: z.string().min(1).max(40),
+              model: z.string().max(40).nullable().optional(),
+              target: z.object({ kind: z.enum(['tenant', 'site', 'group']), id: z.string().max(100).optional() }).strict(),
+              canary: z.union([z.object({ groupId: z.string().max(100) }).strict(), z.object({ percent: z.number().int().min(1).max(99) }).strict()]).nullable().optional(),
+              window: z.object({ start: z.string().max(5), end: z.string().max(5), timeZone: z.string().max(100) }).strict().nullable().optional(),
+            })
+            .strict(),
+        ),
+      },
+      responses: { 201: json(rolloutView, 'Started') },
+    }),
+    async (c) => c.json(await fw.planner.startRollout(c.req.valid('param').tenantId, c.req.valid('json')), 201),
+  );
+  api.openapi(
+    op('devices:read', {
+      method: 'get',
+      path: '/tenants/{tenantId}/firmware/rollouts/{rolloutId}',
+      operationId: 'getFirmwareRollout',
+      tags: ['firmware'],
+      summary: 'A rollout with its progress per model (devices, on the target version, pointed at it now)',
+      request: { params: rolloutParams },
+      responses: { 200: json(z.object({ rollout: rolloutView, inWindow: z.boolean(), progress: progressView }), 'The rollout') },
+    }),
+    async (c) => {
+      const p = c.req.valid('param');
+      const rollout = fw.planner.rollout(p.tenantId, p.rolloutId);
+      return c.json({ rollout, inWindow: fw.planner.inWindow(rollout), progress: await fw.planner.progress(p.tenantId, p.rolloutId) }, 200);
+    },
+  );
+  for (const action of ['pause', 'resume', 'promote', 'abort', 'complete'] as const) {
+    api.openapi(
+      op('devices:write', {
+        method: 'post',
+        path: `/tenants/{tenantId}/firmware/rollouts/{rolloutId}/${action}`,
+        operationId: `${action}FirmwareRollout`,
+        tags: ['firmware'],
+        summary: {
+          pause: 'Stop moving devices (those already moved stay)',
+          resume: 'Carry on from the stage it was paused in',
+          promote: 'From the canary stage to every device of the target',
+          abort: 'Stop and point every device back at its assignment',
+          complete: 'Make the version the target’s assignment and end the rollout',
+        }[action],
+        request: { params: rolloutParams },
+        responses: { 200: json(rolloutView, 'Changed') },
+      }),
+      async (c) => {
+        const p = c.req.valid('param');
+        return c.json(await fw.planner.transition(p.tenantId, p.rolloutId, action), 200);
+      },
+    );
+  }
 
   // ---- users -----------------------------------------------------------------------------------
 

@@ -8,6 +8,8 @@ import { macOf, parseName, safeRelativePath } from '../../provisioning/names.ts'
 import type { ProvisioningTree, Requester } from '../../provisioning/tree.ts';
 import type { TenantRow } from '../../store/store.ts';
 import type { Candidate, DeviceAuthenticator } from './device-auth.ts';
+import type { TransferLimiter } from '../../firmware/limits.ts';
+import { serveBlob } from './ranges.ts';
 
 export interface DeviceRoutesDeps {
   tree: ProvisioningTree;
@@ -18,6 +20,8 @@ export interface DeviceRoutesDeps {
   accessLogger?: Logger | undefined;
   /** Provisioning key of the tenant also served at `/` (single-tenant mode), if one is configured. */
   defaultTenantKey?: (() => Promise<string | undefined>) | undefined;
+  /** Caps on concurrent firmware downloads. */
+  firmwareLimiter?: TransferLimiter | undefined;
   /** Failed authentications per source address before it is refused for a while. @default 30 */
   maxAuthFailures?: number;
   authLockoutSeconds?: number;
@@ -108,6 +112,24 @@ export function createDeviceHandler(deps: DeviceRoutesDeps): DeviceHandler {
     const r = await tree.read(requester, path);
     if (r.kind === 'not_found') return text(res, 404, 'Not Found');
     if (r.kind === 'unavailable') return text(res, 503, 'Service Unavailable', { 'Retry-After': String(r.retryAfterSeconds) });
+    if (r.kind === 'blob') {
+      // Storm control: HEAD and conditional requests cost nothing; downloads take a slot.
+      const limiter = deps.firmwareLimiter;
+      const release = limiter && method === 'GET' ? limiter.acquire(await tree.siteForAddress(found.tenant.id, ip)) : () => undefined;
+      if (!release) {
+        access.info({ ip, tenant: found.tenant.slug, path, status: 503 }, 'firmware download deferred: transfer cap reached');
+        return text(res, 503, 'Service Unavailable', { 'Retry-After': String((limiter as TransferLimiter).retryAfterSeconds()) });
+      }
+      res.once('close', release);
+      try {
+        await serveBlob(req, res, r);
+      } catch {
+        res.destroy(); // the phone went away mid-download
+      } finally {
+        release();
+      }
+      return;
+    }
     const headers: Record<string, string> = { ETag: r.etag, 'Content-Type': r.contentType, 'Cache-Control': 'no-cache' };
     const inm = req.headers['if-none-match'];
     if (inm && inm.split(',').some((t) => t.trim() === r.etag || t.trim() === '*')) return send(res, 304, headers);

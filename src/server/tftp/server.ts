@@ -5,7 +5,9 @@ import type { Logger } from '../../logger.ts';
 import { safeRelativePath } from '../../provisioning/names.ts';
 import type { ProvisioningTree, Requester } from '../../provisioning/tree.ts';
 import * as P from './packet.ts';
-import { ReadSession, WriteSession, negotiate } from './session.ts';
+import { ReadSession, WriteSession, bufferSource, negotiate, type BlockSource } from './session.ts';
+import { closeSync, openSync, readSync } from 'node:fs';
+import type { TransferLimiter } from '../../firmware/limits.ts';
 
 /**
  * The TFTP listener: a module of our own (the `tftp` package offers no windowsize and no hook for
@@ -29,7 +31,7 @@ export interface TftpHandle {
   close(): Promise<void>;
 }
 
-export async function startTftp(opts: TftpOptions, deps: { tree: ProvisioningTree; logger: Logger }): Promise<TftpHandle> {
+export async function startTftp(opts: TftpOptions, deps: { tree: ProvisioningTree; logger: Logger; firmwareLimiter?: TransferLimiter | undefined }): Promise<TftpHandle> {
   const { tree, logger } = deps;
   const family = isIPv6(opts.host) ? 'udp6' : 'udp4';
   const main = createSocket({ type: family, reuseAddr: false });
@@ -104,14 +106,49 @@ export async function startTftp(opts: TftpOptions, deps: { tree: ProvisioningTre
 
     if (p.op === 'RRQ') {
       const r = await tree.read(requester, rel);
-      if (r.kind !== 'file') {
+      if (r.kind !== 'file' && r.kind !== 'blob') {
         transport.send(r.kind === 'not_found' ? P.error(P.ERR.fileNotFound, 'file not found') : P.error(P.ERR.notDefined, 'not available yet, try again later'));
         transport.close();
         return;
       }
-      const n = negotiate(p.options, r.body.length, defaults);
-      const s = new ReadSession(transport, r.body, n, (end) => {
+      let source: BlockSource;
+      let release = () => undefined as void;
+      if (r.kind === 'blob') {
+        // Firmware: storm control, then blocks read from disk as they go out (never the whole image in memory).
+        const slot = deps.firmwareLimiter ? deps.firmwareLimiter.acquire(await tree.siteForAddress(tenant.id, ip)) : () => undefined;
+        if (!slot) {
+          transport.send(P.error(P.ERR.notDefined, 'server busy: too many firmware downloads, try again later'));
+          transport.close();
+          return;
+        }
+        let fd: number;
+        try {
+          fd = openSync(r.path, 'r');
+        } catch {
+          slot();
+          transport.send(P.error(P.ERR.fileNotFound, 'file not found'));
+          transport.close();
+          return;
+        }
+        source = {
+          length: r.size,
+          read(from, to) {
+            const b = Buffer.allocUnsafe(to - from);
+            const n = readSync(fd, b, 0, b.length, from);
+            return n === b.length ? b : b.subarray(0, n);
+          },
+        };
+        release = () => {
+          slot();
+          closeSync(fd);
+        };
+      } else {
+        source = bufferSource(r.body);
+      }
+      const n = negotiate(p.options, source.length, defaults);
+      const s = new ReadSession(transport, source, n, (end) => {
         live.delete(s);
+        release();
         if (!end.ok) logger.info({ ip, file: rel, reason: end.reason }, 'tftp read ended early');
       });
       live.add(s);

@@ -92,6 +92,14 @@ abstract class Transfer {
   }
 }
 
+/** What a read sends: bytes in memory (rendered files) or a file on disk (firmware). */
+export interface BlockSource {
+  readonly length: number;
+  read(from: number, to: number): Buffer;
+}
+
+export const bufferSource = (b: Buffer): BlockSource => ({ length: b.length, read: (from, to) => b.subarray(from, to) });
+
 /** Sends `body` to one client. */
 export class ReadSession extends Transfer {
   #acked = 0; // highest block the client confirmed (0 = none, or the OACK)
@@ -102,7 +110,7 @@ export class ReadSession extends Transfer {
 
   constructor(
     t: Transport,
-    private readonly body: Buffer,
+    private readonly body: BlockSource,
     n: Negotiated,
     onEnd: (end: SessionEnd) => void,
   ) {
@@ -123,7 +131,7 @@ export class ReadSession extends Transfer {
 
   #block(i: number): Buffer {
     const from = (i - 1) * this.n.blksize;
-    return P.data(i, this.body.subarray(from, Math.min(from + this.n.blksize, this.body.length)));
+    return P.data(i, this.body.read(from, Math.min(from + this.n.blksize, this.body.length)));
   }
 
   #sendWindow(): void {

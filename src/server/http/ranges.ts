@@ -1,0 +1,103 @@
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { PassThrough } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Blob } from '../../provisioning/tree.ts';
+
+/**
+ * Serves a file from disk the way firmware downloads need it (RFC 9110): exact Content-Length,
+ * strong ETag, HEAD, If-None-Match, If-Range, single ranges (206), several ranges
+ * (multipart/byteranges), unsatisfiable ones (416). Streamed with backpressure: a slow phone
+ * holds a file handle, never the file in memory.
+ */
+
+export type ByteRange = { start: number; end: number };
+
+/** The ranges of a `Range` header for a file of `size` bytes: `null` = serve whole, `'unsatisfiable'` = 416. */
+export function parseRange(header: string | undefined, size: number): ByteRange[] | null | 'unsatisfiable' {
+  if (!header) return null;
+  const m = /^bytes=(.+)$/i.exec(header.trim());
+  if (!m?.[1]) return null; // another unit: ignore the header (RFC 9110 §14.2)
+  const specs = m[1].split(',').map((s) => s.trim());
+  if (specs.length > 16) return null; // many small ranges are an attack, not a download
+  const out: ByteRange[] = [];
+  for (const spec of specs) {
+    const r = /^(\d{0,15})-(\d{0,15})$/.exec(spec);
+    if (!r) return null; // malformed: ignore, serve whole
+    const [, a = '', b = ''] = r;
+    if (a === '' && b === '') return null;
+    let start: number;
+    let end: number;
+    if (a === '') {
+      const suffix = Number(b);
+      if (suffix === 0) continue;
+      start = Math.max(0, size - suffix);
+      end = size - 1;
+    } else {
+      start = Number(a);
+      end = b === '' ? size - 1 : Math.min(Number(b), size - 1);
+      if (b !== '' && Number(b) < start) return null;
+    }
+    if (start >= size || size === 0) continue;
+    out.push({ start, end });
+  }
+  if (out.length === 0) return 'unsatisfiable';
+  // Overlapping or adjacent ranges are merged (RFC 9110 allows it, and it bounds the work).
+  out.sort((x, y) => x.start - y.start);
+  const merged: ByteRange[] = [];
+  for (const r of out) {
+    const last = merged[merged.length - 1];
+    if (last && r.start <= last.end + 1) last.end = Math.max(last.end, r.end);
+    else merged.push({ ...r });
+  }
+  return merged;
+}
+
+export async function serveBlob(req: IncomingMessage, res: ServerResponse, blob: Blob, extra: Record<string, string> = {}): Promise<void> {
+  const headers: Record<string, string> = { ETag: blob.etag, 'Accept-Ranges': 'bytes', 'Cache-Control': 'no-cache', ...extra };
+  const inm = req.headers['if-none-match'];
+  if (inm && inm.split(',').some((t) => t.trim() === blob.etag || t.trim() === '*')) {
+    res.writeHead(304, headers);
+    res.end();
+    return;
+  }
+  const ifRange = req.headers['if-range'];
+  let ranges = parseRange(req.headers.range, blob.size);
+  if (ifRange !== undefined && ifRange !== blob.etag) ranges = null; // changed since: send it whole
+  if (ranges === 'unsatisfiable') {
+    res.writeHead(416, { ...headers, 'Content-Range': `bytes */${blob.size}`, 'Content-Length': '0' });
+    res.end();
+    return;
+  }
+  const head = req.method === 'HEAD';
+  if (ranges === null) {
+    res.writeHead(200, { ...headers, 'Content-Type': blob.contentType, 'Content-Length': String(blob.size) });
+    if (head) return void res.end();
+    await pipeline(createReadStream(blob.path), res);
+    return;
+  }
+  if (ranges.length === 1) {
+    const r = ranges[0] as ByteRange;
+    res.writeHead(206, { ...headers, 'Content-Type': blob.contentType, 'Content-Range': `bytes ${r.start}-${r.end}/${blob.size}`, 'Content-Length': String(r.end - r.start + 1) });
+    if (head) return void res.end();
+    await pipeline(createReadStream(blob.path, { start: r.start, end: r.end }), res);
+    return;
+  }
+  const boundary = randomBytes(12).toString('hex');
+  const partHead = (r: ByteRange) => Buffer.from(`\r\n--${boundary}\r\nContent-Type: ${blob.contentType}\r\nContent-Range: bytes ${r.start}-${r.end}/${blob.size}\r\n\r\n`);
+  const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
+  const length = ranges.reduce((n, r) => n + partHead(r).length + (r.end - r.start + 1), 0) + tail.length;
+  res.writeHead(206, { ...headers, 'Content-Type': `multipart/byteranges; boundary=${boundary}`, 'Content-Length': String(length) });
+  if (head) return void res.end();
+  const out = new PassThrough();
+  const done = pipeline(out, res);
+  for (const r of ranges) {
+    if (!out.write(partHead(r))) await new Promise((ok) => out.once('drain', ok));
+    for await (const chunk of createReadStream(blob.path, { start: r.start, end: r.end })) {
+      if (!out.write(chunk)) await new Promise((ok) => out.once('drain', ok));
+    }
+  }
+  out.end(tail);
+  await done;
+}
