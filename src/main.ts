@@ -21,6 +21,9 @@ Commands:
   anonymize --tenant T [--device MAC] --yes
                                 irreversibly replace the personal data of a tenant or one device
   purge                         purge tenants whose deletion grace or retention period has ended
+  firmware add PATH --version V [--models M1,M2]
+                                add an image (<part>.sip.ld, sip.ld), a folder of them or a release .zip
+  firmware list                 the catalogue: versions, part numbers, models, sizes
   phone-sim --url BASE --mac M [--user U --password P] [--ca FILE] [--model VVX500]
                                 boot one simulated Polycom phone against a provisioning base URL
   help                          this text
@@ -48,6 +51,7 @@ const COMMAND_FLAGS: Record<string, { values: string[]; switches: string[] }> = 
   'dhcp-snippet': { values: ['tenant', 'site', 'server'], switches: ['polycom-only', 'no-credentials'] },
   anonymize: { values: ['tenant', 'device'], switches: ['yes'] },
   purge: { values: [], switches: [] },
+  firmware: { values: ['version', 'models'], switches: [] },
   'phone-sim': { values: ['url', 'mac', 'user', 'password', 'ca', 'model', 'firmware'], switches: [] },
 };
 
@@ -71,6 +75,12 @@ export function parseArgs(argv: string[]): ParsedArgs {
     const m = arg.match(/^--([a-z0-9-]+)(?:=(.*))?$/s);
     if (!m?.[1] && out.command === 'restore' && out.own.file === undefined) {
       out.own.file = arg;
+      continue;
+    }
+    // firmware add PATH | firmware list
+    if (!m?.[1] && out.command === 'firmware' && (out.own.action === undefined || out.own.file === undefined)) {
+      if (out.own.action === undefined) out.own.action = arg;
+      else out.own.file = arg;
       continue;
     }
     if (!m?.[1]) {
@@ -156,6 +166,8 @@ export async function main(argv: string[], io: MainIo = defaultIo()): Promise<nu
       return runAnonymize(config, args.own, io);
     case 'purge':
       return runPurge(config, io);
+    case 'firmware':
+      return runFirmware(config, args.own, io);
     default:
       return runServe(config, io);
   }
@@ -325,6 +337,61 @@ async function runAnonymize(config: Config, own: Record<string, string | true>, 
   } catch (err) {
     if (err instanceof AppError) {
       io.stderr(`edgeprov: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  } finally {
+    await app.close();
+  }
+}
+
+async function runFirmware(config: Config, own: Record<string, string | true>, io: MainIo): Promise<number> {
+  const action = own.action;
+  if (action !== 'add' && action !== 'list') {
+    io.stderr('edgeprov: firmware add PATH --version V [--models M1,M2] | firmware list\n');
+    return 2;
+  }
+  const app = await createApp({ config, logger: createLogger({ level: 'warn' }) });
+  try {
+    const cat = app.firmware.catalogue;
+    if (action === 'list') {
+      for (const v of await cat.versions()) {
+        io.stdout(`${v.version}\n`);
+        for (const i of v.images) io.stdout(`  ${i.fileName.padEnd(24)} ${i.models.join(',').padEnd(16)} ${String(i.size).padStart(11)}  ${i.sha256}\n`);
+      }
+      return 0;
+    }
+    const file = own.file;
+    const version = own.version;
+    if (typeof file !== 'string' || typeof version !== 'string') {
+      io.stderr('edgeprov: firmware add needs PATH and --version V\n');
+      return 2;
+    }
+    const { stat } = await import('node:fs/promises');
+    const { createReadStream } = await import('node:fs');
+    const { basename } = await import('node:path');
+    const st = await stat(file).catch(() => undefined);
+    if (!st) {
+      io.stderr(`edgeprov: ${file}: no such file or folder\n`);
+      return 1;
+    }
+    const bar = (name: string) => progress(io, name);
+    const bars = new Map<string, (d: number, t: number) => void>();
+    const each = (name: string, done: number, total: number) => {
+      if (!bars.has(name)) bars.set(name, bar(name));
+      (bars.get(name) as (d: number, t: number) => void)(done, total);
+    };
+    const models = typeof own.models === 'string' ? own.models.split(',').map((m) => m.trim()).filter(Boolean) : undefined;
+    const images = st.isDirectory()
+      ? await cat.addFolder(version, file, each)
+      : file.toLowerCase().endsWith('.zip')
+        ? await cat.addZip(version, file, each)
+        : [await cat.add(version, basename(file), createReadStream(file), { ...(models && { models }), expectedBytes: st.size, onProgress: (d) => each(basename(file), d, st.size) })];
+    for (const i of images) io.stdout(`added ${i.version} ${i.fileName} (${i.models.join(', ') || 'all models'}) ${i.size} bytes sha256 ${i.sha256}\n`);
+    return 0;
+  } catch (err) {
+    if (err instanceof AppError) {
+      io.stderr(`edgeprov: ${err.message}${err.details?.length ? `: ${err.details.map((d) => d.message).join('; ')}` : ''}\n`);
       return 1;
     }
     throw err;
