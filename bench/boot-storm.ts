@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { ParamCatalogue } from '../src/profiles/catalogue.ts';
 import { renderDevice, type RenderInput } from '../src/profiles/render.ts';
 import { bootPhone, keepAliveAgent } from '../src/sim/phone.ts';
-import { peakRssMb, ratio, requireTool, root, run, serverPid, startPinned, stop, table, tempDir, wrk } from './lib.ts';
+import { json, peakRssMb, ratio, requireTool, root, run, serverPid, startPinned, stop, table, tempDir, waitForPort, wrk } from './lib.ts';
 
 const arg = (name: string, def: number): number => {
   const i = process.argv.indexOf(`--${name}`);
@@ -46,17 +46,6 @@ async function startEdgeprov(extra: string[] = []) {
   const http = Number(ports.find((m) => m[2] === 'HTTP')?.[1]);
   const https = Number(ports.find((m) => m[2] === 'HTTPS')?.[1]);
   return { ...p, http, https };
-}
-
-async function json(method: string, url: string, token: string | undefined, body?: unknown): Promise<any> {
-  const res = await fetch(url, {
-    method,
-    headers: { 'content-type': 'application/json', ...(token && { authorization: `Bearer ${token}` }) },
-    ...(body !== undefined && { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${method} ${url}: ${res.status} ${text.slice(0, 500)}`);
-  return text ? JSON.parse(text) : undefined;
 }
 
 function params300(): Record<string, string> {
@@ -222,18 +211,6 @@ http {
       ],
     )}\n`,
   );
-}
-
-async function waitForPort(port: number): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    try {
-      await fetch(`http://127.0.0.1:${port}/`);
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  throw new Error(`nothing listens on ${port}`);
 }
 
 function startBare(body: Buffer): Promise<{ port: number; close: () => void }> {

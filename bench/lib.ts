@@ -1,5 +1,5 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -116,3 +116,99 @@ export function table(headers: string[], rows: Array<Array<string | number>>): s
 }
 
 export const ratio = (a: number, b: number): string => (b > 0 ? (a / b).toFixed(2) : 'n/a');
+
+/** A JSON call to the admin API; throws with the body on any non-2xx answer. */
+export async function json(method: string, url: string, token: string | undefined, body?: unknown): Promise<any> {
+  const res = await fetch(url, {
+    method,
+    headers: { 'content-type': 'application/json', ...(token && { authorization: `Bearer ${token}` }) },
+    ...(body !== undefined && { body: JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${url}: ${res.status} ${text.slice(0, 500)}`);
+  return text ? JSON.parse(text) : undefined;
+}
+
+export async function waitForPort(port: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    try {
+      await fetch(`http://127.0.0.1:${port}/`);
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  throw new Error(`nothing listens on ${port}`);
+}
+
+/**
+ * CPU time of a process and everything it forks, through a cgroup of its own (v1 cpuacct or v2):
+ * tftpd-hpa forks a child per transfer and ignores SIGCHLD, so its children never show in its own
+ * /proc counters. Without a writable cgroup: the process's own counters (children may be missed).
+ */
+export function cpuMeter(name: string, pid: number): { seconds(): number; remove(): void } {
+  const v1 = '/sys/fs/cgroup/cpuacct';
+  const v2 = '/sys/fs/cgroup';
+  for (const [base, file, scale] of [
+    [v1, 'cpuacct.usage', 1e-9],
+    [v2, 'cpu.stat', 1e-6],
+  ] as const) {
+    const dir = join(base, `edgeprov-bench-${name}-${process.pid}`);
+    try {
+      if (base === v2 && !existsSync(join(v2, 'cgroup.controllers'))) continue;
+      mkdirSync(dir);
+      writeFileSync(join(dir, 'cgroup.procs'), String(pid));
+      return {
+        seconds: () => {
+          const text = readFileSync(join(dir, file), 'utf8');
+          const v = file === 'cpu.stat' ? Number(/usage_usec (\d+)/.exec(text)?.[1] ?? 0) : Number(text.trim());
+          return v * scale;
+        },
+        remove: () => {
+          try {
+            writeFileSync(join(base, 'cgroup.procs'), String(pid));
+          } catch {
+            // the process is gone
+          }
+          try {
+            rmdirSync(dir);
+          } catch {
+            // still busy: left for the system
+          }
+        },
+      };
+    } catch {
+      // not this kind of cgroup here
+    }
+  }
+  return { seconds: () => cpuSeconds(pid), remove: () => undefined };
+}
+
+/** CPU seconds a process (and the children it reaped) has used: utime+stime+cutime+cstime. */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = [11, 12, 13, 14].reduce((a, i) => a + Number(fields[i]), 0);
+  return ticks / 100; // USER_HZ
+}
+
+/**
+ * edgeprov pinned to `core` on a fresh data dir with a system administrator; resolves with the
+ * bound ports (parsed from its log) and a signed-in admin token.
+ */
+export async function startEdgeprovBench(core: number, dataDir: string, extra: string[] = []): Promise<{ child: ChildProcess; http: number; https: number; tftp: number; token: string; pid: number }> {
+  const env = { ...process.env, EDGEPROV_LOG_LEVEL: 'info', EDGEPROV_DATA_DIR: dataDir };
+  await run(process.execPath, ['--import', 'tsx', join(root, 'src/main.ts'), 'init', '--email', 'bench@example.com', '--password', 'benchmark password'], { env }).catch(() => undefined);
+  const p = await startPinned(
+    core,
+    process.execPath,
+    ['--import', 'tsx', join(root, 'src/main.ts'), 'serve', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '0', '--tftp-port', '0', '--public-hosts', '127.0.0.1', '--backup-enabled', 'false', ...extra],
+    // TFTP starts last: once it speaks, every listener has.
+    /TFTP listening/,
+    env,
+  );
+  const port = (what: string) => Number(new RegExp(`"port":(\\d+)\\},"msg":"${what} listening"`).exec(p.output())?.[1] ?? 0);
+  const http = port('HTTP');
+  const token = (await json('POST', `http://127.0.0.1:${http}/api/v1/auth/token`, undefined, { email: 'bench@example.com', password: 'benchmark password' })).token as string;
+  return { child: p.child, http, https: port('HTTPS'), tftp: port('TFTP'), token, pid: await serverPid(p.child) };
+}

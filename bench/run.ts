@@ -4,6 +4,8 @@
  */
 const BENCHES: Record<string, string> = {
   'boot-storm': './boot-storm.ts',
+  tftp: './tftp.ts',
+  'firmware-http': './firmware-http.ts',
 };
 
 const name = process.argv[2];

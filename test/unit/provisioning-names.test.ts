@@ -4,13 +4,23 @@ import { parseName, safeRelativePath } from '../../src/provisioning/names.ts';
 import { parseUserAgent } from '../../src/provisioning/useragent.ts';
 
 test('safeRelativePath refuses traversal, separators, NUL, doubled slashes and overlong names', () => {
-  for (const bad of ['..', '.', '../x', 'a/../b', '%2e%2e/x', '%2E%2E', 'a%2fb', 'a%2Fb', 'a%5cb', 'a\\b', 'x%00', 'x\u0000', 'a//b', '/a', 'a/', '%', '%zz', 'a/b/c/d', 'x'.repeat(256), '\u001b[31m']) {
+  for (const bad of ['..', '.', '../x', 'a/../b', '%2e%2e/x', '%2E%2E', 'a%2fb', 'a%2Fb', 'a%5cb', 'a\\b', 'x%00', 'x\u0000', 'a//b', '/a', 'a/', '%', '%zz', 'a/b/c/d/e', 'x'.repeat(256), '\u001b[31m']) {
     assert.is(safeRelativePath(bad), undefined, JSON.stringify(bad));
   }
   assert.is(safeRelativePath('foo..bar.cfg'), 'foo..bar.cfg', 'dots inside a name are fine');
   assert.is(safeRelativePath('logs/0004f2abcdef-app.log'), 'logs/0004f2abcdef-app.log');
   assert.is(safeRelativePath('0004F2ABCDEF.cfg'), '0004F2ABCDEF.cfg');
   assert.is(safeRelativePath('a%20b.cfg'), 'a b.cfg');
+});
+
+test('parseName knows the firmware names: fw/<version>/<part>.sip.ld, sip.ld, the prefixed form, the root form', () => {
+  assert.equal(parseName('fw/6.4.3.5018/3111-48500-001.sip.ld'), { kind: 'firmware', version: '6.4.3.5018', part: '3111-48500-001' });
+  assert.equal(parseName('fw/6.4.3.5018/sip.ld'), { kind: 'firmware', version: '6.4.3.5018', part: null });
+  assert.equal(parseName('3111-48500-001.fw/6.4.3.5018/sip.ld'), { kind: 'firmware', version: '6.4.3.5018', part: '3111-48500-001' });
+  assert.equal(parseName('3111-48500-001.sip.ld'), { kind: 'firmware', version: null, part: '3111-48500-001' });
+  for (const bad of ['fw/6.4.3.5018/evil.sh', 'fw/x;y/sip.ld', 'fw/6.4.3/3111-1-1.sip.ld', 'sip.ld', 'xx/6.4.3/sip.ld', 'fw/6.4.3/a/sip.ld']) {
+    assert.is(parseName(bad), undefined, bad);
+  }
 });
 
 test('parseName knows exactly the names of the tree', () => {

@@ -80,6 +80,12 @@ export async function startTftp(opts: TftpOptions, deps: { tree: ProvisioningTre
       });
     });
     sock.on('error', (err) => logger.debug({ err }, 'tftp session socket error'));
+    // Connected to the client's TID: the kernel filters other senders, and sends skip the lookup.
+    await new Promise<void>((resolve) => sock.connect(from.port, from.address, () => resolve()));
+    const sent = () => {
+      inFlight--;
+      if (closeAsked && inFlight === 0) closeNow();
+    };
     // Closing waits for sends still in flight: the last ACK or an ERROR must not be dropped.
     let inFlight = 0;
     let closeAsked = false;
@@ -93,10 +99,7 @@ export async function startTftp(opts: TftpOptions, deps: { tree: ProvisioningTre
     const transport = {
       send: (buf: Buffer) => {
         inFlight++;
-        sock.send(buf, from.port, from.address, () => {
-          inFlight--;
-          if (closeAsked && inFlight === 0) closeNow();
-        });
+        sock.send(buf, sent);
       },
       close: () => {
         closeAsked = true;
@@ -137,6 +140,7 @@ export async function startTftp(opts: TftpOptions, deps: { tree: ProvisioningTre
             const n = readSync(fd, b, 0, b.length, from);
             return n === b.length ? b : b.subarray(0, n);
           },
+          readInto: (into, offset, from, to) => readSync(fd, into, offset, to - from, from),
         };
         release = () => {
           slot();

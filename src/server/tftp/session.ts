@@ -67,21 +67,36 @@ abstract class Transfer {
   /** What to (re)send when the peer has been silent for a timeout. */
   protected abstract onTimeout(): void;
 
-  /** (Re)starts the retransmission timer. */
+  /**
+   * (Re)starts the retransmission timer. Called for every packet, so it only notes the time: one
+   * timer per session fires and, if the peer was heard from since, sleeps again for the rest.
+   */
   protected arm(): void {
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => {
-      if (!this.done) this.onTimeout();
-    }, this.n.timeoutMs);
+    this.#deadline = performance.now() + this.n.timeoutMs;
+    this.#timer ??= setTimeout(this.#onTimer, this.n.timeoutMs);
   }
 
+  #deadline = 0;
+  readonly #onTimer = (): void => {
+    this.#timer = undefined;
+    if (this.done || this.#deadline === 0) return;
+    const left = this.#deadline - performance.now();
+    if (left > 1) {
+      this.#timer = setTimeout(this.#onTimer, left);
+      return;
+    }
+    this.onTimeout();
+  };
+
   protected stopTimer(): void {
+    this.#deadline = 0;
     clearTimeout(this.#timer);
+    this.#timer = undefined;
   }
 
   protected finish(end: SessionEnd): void {
     this.done = true;
-    clearTimeout(this.#timer);
+    this.stopTimer();
     this.t.close();
     this.onEnd(end);
   }
@@ -96,6 +111,8 @@ abstract class Transfer {
 export interface BlockSource {
   readonly length: number;
   read(from: number, to: number): Buffer;
+  /** Reads bytes `from`..`to` into `into` at `offset`; returns how many (files: no extra copy). */
+  readInto?(into: Buffer, offset: number, from: number, to: number): number;
 }
 
 export const bufferSource = (b: Buffer): BlockSource => ({ length: b.length, read: (from, to) => b.subarray(from, to) });
@@ -131,7 +148,16 @@ export class ReadSession extends Transfer {
 
   #block(i: number): Buffer {
     const from = (i - 1) * this.n.blksize;
-    return P.data(i, this.body.read(from, Math.min(from + this.n.blksize, this.body.length)));
+    const to = Math.min(from + this.n.blksize, this.body.length);
+    if (this.body.readInto) {
+      // Straight into the packet: one buffer, no copy.
+      const b = Buffer.allocUnsafe(4 + to - from);
+      b.writeUInt16BE(3, 0);
+      b.writeUInt16BE(i & 0xffff, 2);
+      const n = this.body.readInto(b, 4, from, to);
+      return n === to - from ? b : b.subarray(0, 4 + n);
+    }
+    return P.data(i, this.body.read(from, to));
   }
 
   #sendWindow(): void {
