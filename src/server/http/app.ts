@@ -71,6 +71,8 @@ export function createHttpApp(deps: HttpAppDeps): Hono<HttpEnv> {
 
   const onError = apiErrorHandler(logger);
   app.onError(onError);
+  // The audit trail reads "before" states through `api.request` directly: same boundary there.
+  api.onError(onError);
   app.notFound((c) => {
     if (c.req.path.startsWith('/api/')) {
       return c.json(errorBody('not_found', `no route ${c.req.method} ${c.req.path}`, c.get('requestId') ?? ''), 404);

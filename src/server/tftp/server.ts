@@ -133,14 +133,27 @@ export async function startTftp(opts: TftpOptions, deps: { tree: ProvisioningTre
           transport.close();
           return;
         }
+        // Reads ahead 256 KB at a time: one syscall per ~180 blocks instead of one per block.
+        const ahead = Buffer.allocUnsafe(256 * 1024);
+        let aheadFrom = -1;
+        let aheadLen = 0;
+        const fill = (from: number) => {
+          aheadLen = readSync(fd, ahead, 0, ahead.length, from);
+          aheadFrom = from;
+        };
         source = {
           length: r.size,
           read(from, to) {
             const b = Buffer.allocUnsafe(to - from);
-            const n = readSync(fd, b, 0, b.length, from);
+            const n = this.readInto?.(b, 0, from, to) ?? 0;
             return n === b.length ? b : b.subarray(0, n);
           },
-          readInto: (into, offset, from, to) => readSync(fd, into, offset, to - from, from),
+          readInto(into, offset, from, to) {
+            if (aheadFrom < 0 || from < aheadFrom || to > aheadFrom + aheadLen) fill(from);
+            const start = from - aheadFrom;
+            const end = Math.min(to - aheadFrom, aheadLen);
+            return end > start ? ahead.copy(into, offset, start, end) : 0;
+          },
         };
         release = () => {
           slot();
