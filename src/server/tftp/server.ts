@@ -169,7 +169,7 @@ export async function startTftp(opts: TftpOptions, deps: { tree: ProvisioningTre
         if (!end.ok) logger.info({ ip, file: rel, reason: end.reason }, 'tftp read ended early');
       });
       live.add(s);
-      bindSession(sock, from, s);
+      bindSession(sock, s);
       s.start();
       return;
     }
@@ -198,16 +198,15 @@ export async function startTftp(opts: TftpOptions, deps: { tree: ProvisioningTre
       if (!end.ok) logger.info({ ip, file: rel, reason: end.reason }, 'tftp write ended early');
     });
     live.add(w);
-    bindSession(sock, from, w);
+    bindSession(sock, w);
     w.start();
   }
 
-  function bindSession(sock: Socket, peer: RemoteInfo, s: { onPacket(p: P.Packet): void }): void {
-    sock.on('message', (msg, rinfo) => {
-      if (rinfo.address !== peer.address || rinfo.port !== peer.port) {
-        reply(sock, rinfo, P.error(P.ERR.unknownTid, 'unknown transfer ID'));
-        return;
-      }
+  function bindSession(sock: Socket, s: { onPacket(p: P.Packet): void; onAck?(block: number): void }): void {
+    // The socket is connected to the client's TID: the kernel drops every other sender.
+    sock.on('message', (msg) => {
+      // Hot path of a download: a 4-byte ACK goes straight to the session, nothing allocated.
+      if (s.onAck && msg.length === 4 && msg[0] === 0 && msg[1] === 4) return s.onAck(msg.readUInt16BE(2));
       let p: P.Packet;
       try {
         p = P.parse(msg);

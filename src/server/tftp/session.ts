@@ -185,15 +185,21 @@ export class ReadSession extends Transfer {
       this.t.send(P.error(P.ERR.illegalOperation, 'expected ACK'));
       return this.finish({ ok: false, reason: `unexpected ${p.op}` });
     }
+    this.onAck(p.block);
+  }
+
+  /** An ACK of `block` (16 bits on the wire); the socket calls this directly for the hot path. */
+  onAck(block: number): void {
+    if (this.done) return;
     if (this.#awaitingOackAck) {
-      if (p.block !== 0) return;
+      if (block !== 0) return;
       this.#awaitingOackAck = false;
       this.retries = 0;
       return this.#sendWindow();
     }
     // Block numbers wrap at 65536; map the 16-bit ACK onto the window we sent.
     const base = this.#acked;
-    const delta = (p.block - (base & 0xffff) + 0x10000) & 0xffff;
+    const delta = (block - (base & 0xffff) + 0x10000) & 0xffff;
     if (delta === 0 || base + delta > this.#sent) return; // duplicate or stale ACK: ignore
     this.#acked = base + delta;
     this.retries = 0;
