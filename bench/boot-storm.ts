@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { ParamCatalogue } from '../src/profiles/catalogue.ts';
 import { renderDevice, type RenderInput } from '../src/profiles/render.ts';
 import { bootPhone, keepAliveAgent } from '../src/sim/phone.ts';
-import { json, peakRssMb, ratio, requireTool, root, run, serverPid, startPinned, stop, table, tempDir, waitForPort, wrk } from './lib.ts';
+import { json, nginxConfig, peakRssMb, ratio, requireTool, root, run, serverPid, startPinned, stop, table, tempDir, waitForPort, wrk } from './lib.ts';
 
 const arg = (name: string, def: number): number => {
   const i = process.argv.indexOf(`--${name}`);
@@ -107,23 +107,9 @@ async function main(): Promise<void> {
   const nginxConf = join(work, 'nginx.conf');
   writeFileSync(
     nginxConf,
-    `worker_processes 1;
-daemon off;
-user root;
-pid ${work}/nginx.pid;
-error_log ${work}/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  sendfile on;
-  keepalive_requests 1000000;
-  client_body_temp_path ${work}/nginx-body;
-  proxy_temp_path ${work}/nginx-proxy;
-  fastcgi_temp_path ${work}/nginx-fcgi;
-  uwsgi_temp_path ${work}/nginx-uwsgi;
-  scgi_temp_path ${work}/nginx-scgi;
-  types { application/xml cfg; }
-  server {
+    nginxConfig(
+      work,
+      `  server {
     listen 127.0.0.1:18481;
     listen 127.0.0.1:18482 ssl;
     ssl_certificate ${tlsDir}/server-ecdsa.crt;
@@ -139,9 +125,9 @@ http {
     ssl_certificate_key ${tlsDir}/server-rsa.key;
     ssl_protocols TLSv1.2 TLSv1.3;
     root ${www};
-  }
-}
-`,
+  }`,
+      'types { application/xml cfg; }',
+    ),
   );
   const nginx = await startPinned(SERVER_CORE, 'nginx', ['-c', nginxConf, '-p', work], undefined);
   await waitForPort(18481);

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { json, ratio, requireTool, run, startEdgeprovBench, startPinned, stop, table, tempDir, waitForPort } from './lib.ts';
+import { json, nginxConfig, ratio, requireTool, run, startEdgeprovBench, startPinned, stop, table, tempDir, waitForPort } from './lib.ts';
 
 const SERVER_CORE = 0;
 const CLIENT_CORE = 1;
@@ -52,28 +52,7 @@ async function main(): Promise<void> {
   writeFileSync(join(www, path), image);
   await run('chmod', ['-R', 'a+rX', work]);
   const conf = join(work, 'nginx.conf');
-  writeFileSync(
-    conf,
-    `worker_processes 1;
-daemon off;
-user root;
-pid ${work}/nginx.pid;
-error_log ${work}/nginx-error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_requests 1000000;
-  client_body_temp_path ${work}/nginx-body;
-  proxy_temp_path ${work}/nginx-proxy;
-  fastcgi_temp_path ${work}/nginx-fcgi;
-  uwsgi_temp_path ${work}/nginx-uwsgi;
-  scgi_temp_path ${work}/nginx-scgi;
-  server { listen 127.0.0.1:18491; root ${www}; }
-}
-`,
-  );
+  writeFileSync(conf, nginxConfig(work, `  server { listen 127.0.0.1:18491; root ${www}; }`));
   const nginx = await startPinned(SERVER_CORE, 'nginx', ['-c', conf, '-p', work], undefined);
   await waitForPort(18491);
 

@@ -212,3 +212,27 @@ export async function startEdgeprovBench(core: number, dataDir: string, extra: s
   const token = (await json('POST', `http://127.0.0.1:${http}/api/v1/auth/token`, undefined, { email: 'bench@example.com', password: 'benchmark password' })).token as string;
   return { child: p.child, http, https: port('HTTPS'), tftp: port('TFTP'), token, pid: await serverPid(p.child) };
 }
+
+/** An nginx configuration for one worker in `work`, with `servers` (the `server { … }` blocks). */
+export function nginxConfig(work: string, servers: string, types = ''): string {
+  return `worker_processes 1;
+daemon off;
+user root;
+pid ${work}/nginx.pid;
+error_log ${work}/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+  client_body_temp_path ${work}/nginx-body;
+  proxy_temp_path ${work}/nginx-proxy;
+  fastcgi_temp_path ${work}/nginx-fcgi;
+  uwsgi_temp_path ${work}/nginx-uwsgi;
+  scgi_temp_path ${work}/nginx-scgi;
+  ${types}
+${servers}
+}
+`;
+}

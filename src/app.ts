@@ -28,7 +28,7 @@ import { interfaceAddress, startDhcp, type DhcpHandle } from './server/dhcp/serv
 import { readdir } from 'node:fs/promises';
 import { createBackup, pruneBackups, type BackupResult } from './store/backup.ts';
 import type { KyselyStore } from './store/kysely-store.ts';
-import { loadKeyring } from './store/secrets.ts';
+import { loadKeyring, type SecretBox } from './store/secrets.ts';
 import { openSqliteStore } from './store/sqlite.ts';
 import type { Store } from './store/store.ts';
 
@@ -84,6 +84,15 @@ export interface Backups {
 }
 export const masterKeyFile = (config: Config): string => (config.masterKeyFile ? resolve(config.dataDir, config.masterKeyFile) : join(config.dataDir, 'master.key'));
 
+/** A configuration secret, opened when it was given sealed; a key mismatch says what to do. */
+function openConfigSecret(box: SecretBox, value: string, key: string): string {
+  try {
+    return box.open(value);
+  } catch (err) {
+    throw new Error(`${key} is sealed under a master key that is not loaded (${(err as Error).message}); seal it again with: edgeprov seal`);
+  }
+}
+
 /** The composition root: store, domain services and listeners, wired once. */
 export async function createApp(deps: AppDeps): Promise<App> {
   const { config } = deps;
@@ -100,7 +109,8 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const urlHost = publicHost.includes(':') ? `[${publicHost}]` : publicHost;
   const mailer = createMailer({
     smtpUrl: config.mail.smtpUrl,
-    smtpPassword: config.mail.smtpPassword,
+    // Given sealed (`edgeprov seal`), the SMTP password sits encrypted in the configuration too.
+    smtpPassword: config.mail.smtpPassword === undefined ? undefined : openConfigSecret(keyring.box, config.mail.smtpPassword, 'mail.smtpPassword'),
     from: config.mail.from,
     outboxDir: config.mail.outboxDir ? resolve(config.dataDir, config.mail.outboxDir) : join(config.dataDir, 'outbox'),
     logger,

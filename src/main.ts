@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { createApp } from './app.ts';
+import { createApp, type App } from './app.ts';
+import type { Tenant } from './domain/types.ts';
 import { CONFIG_LEAVES, ConfigError, loadConfig, maskConfig, type Config } from './config.ts';
 import { AppError } from './errors.ts';
 import { createLogger } from './logger.ts';
@@ -16,6 +17,7 @@ Commands:
   backup                        write an encrypted backup now (into backup.dir)
   restore FILE                  verify a backup completely, then restore it (stop the server first)
   rotate-key [--new-key KEY]    re-seal every stored secret under a new master key (stop the server first)
+  seal                          seal a secret read from stdin under the master key (for mail.smtpPassword)
   dhcp-snippet --tenant T --site S --server isc|kea|dnsmasq|windows|mikrotik [--polycom-only]
                                 DHCP server configuration for a site's option 160/66
   anonymize --tenant T [--device MAC] --yes
@@ -48,6 +50,7 @@ const COMMAND_FLAGS: Record<string, { values: string[]; switches: string[] }> = 
   backup: { values: [], switches: [] },
   restore: { values: [], switches: [] },
   'rotate-key': { values: ['new-key'], switches: [] },
+  seal: { values: [], switches: [] },
   'dhcp-snippet': { values: ['tenant', 'site', 'server'], switches: ['polycom-only', 'no-credentials'] },
   anonymize: { values: ['tenant', 'device'], switches: ['yes'] },
   purge: { values: [], switches: [] },
@@ -158,6 +161,17 @@ export async function main(argv: string[], io: MainIo = defaultIo()): Promise<nu
       return runDhcpSnippet(config, args.own, io);
     case 'rotate-key':
       return runRotateKey(config, args.own, io);
+    case 'seal': {
+      const { loadKeyring } = await import('./store/secrets.ts');
+      const { masterKeyFile } = await import('./app.ts');
+      const secret = io.readStdin().replace(/\r?\n$/, '');
+      if (!secret) {
+        io.stderr('edgeprov: seal reads the secret from stdin: printf %s "$SMTP_PASSWORD" | edgeprov seal\n');
+        return 2;
+      }
+      io.stdout(`${loadKeyring({ masterKey: config.masterKey, keyFile: masterKeyFile(config) }).box.seal(secret)}\n`);
+      return 0;
+    }
     case 'backup':
       return runBackup(config, io);
     case 'restore':
@@ -285,6 +299,13 @@ async function runRotateKey(config: Config, own: Record<string, string | true>, 
   }
 }
 
+/** A tenant by slug or id, or `undefined` after saying so on stderr. */
+async function findTenant(app: App, ref: string, io: MainIo): Promise<Tenant | undefined> {
+  const tenant = (await app.store.tenants.getBySlug(ref)) ?? (await app.store.tenants.get(ref));
+  if (!tenant) io.stderr(`edgeprov: no tenant "${ref}" (slug or id)\n`);
+  return tenant;
+}
+
 async function runDhcpSnippet(config: Config, own: Record<string, string | true>, io: MainIo): Promise<number> {
   const { DHCP_SERVERS, dhcpSnippet } = await import('./provisioning/dhcp-snippets.ts');
   const server = own.server;
@@ -294,11 +315,8 @@ async function runDhcpSnippet(config: Config, own: Record<string, string | true>
   }
   const app = await createApp({ config, logger: createLogger({ level: 'warn' }) });
   try {
-    const tenant = (await app.store.tenants.getBySlug(own.tenant)) ?? (await app.store.tenants.get(own.tenant));
-    if (!tenant) {
-      io.stderr(`edgeprov: no tenant "${own.tenant}" (slug or id)\n`);
-      return 1;
-    }
+    const tenant = await findTenant(app, own.tenant, io);
+    if (!tenant) return 1;
     const sites = await app.store.sites.all(tenant.id);
     const site = sites.find((s) => s.id === own.site || s.name.toLowerCase() === (own.site as string).toLowerCase());
     if (!site) {
@@ -325,11 +343,8 @@ async function runAnonymize(config: Config, own: Record<string, string | true>, 
   }
   const app = await createApp({ config, logger: createLogger({ level: 'warn' }) });
   try {
-    const tenant = (await app.store.tenants.getBySlug(own.tenant)) ?? (await app.store.tenants.get(own.tenant));
-    if (!tenant) {
-      io.stderr(`edgeprov: no tenant "${own.tenant}" (slug or id)\n`);
-      return 1;
-    }
+    const tenant = await findTenant(app, own.tenant, io);
+    if (!tenant) return 1;
     const by = { actorId: null, actor: 'cli', ip: null };
     const r = typeof own.device === 'string' ? await app.retention.anonymizeDevice(tenant.id, own.device, by) : await app.retention.anonymizeTenant(tenant.id, tenant.slug, by);
     io.stdout(`anonymized ${typeof own.device === 'string' ? `device ${own.device}` : `tenant ${tenant.id}`}: ${r.values} value(s) replaced, ${r.files} uploaded file(s) rewritten\n`);

@@ -227,4 +227,41 @@ test('without SMTP, mail lands in the outbox folder (mode 0600) and the link in 
   }
 });
 
+test('SMTP with authentication: the password sits sealed in the configuration and is used as the plain one', async () => {
+  const got: string[] = [];
+  const secured = new SMTPServer({
+    authOptional: false,
+    allowInsecureAuth: true,
+    disabledCommands: ['STARTTLS'],
+    logger: false,
+    onAuth(auth, _session, cb) {
+      if (auth.username === 'mailer' && auth.password === 'Smtp-Secret-9911') return cb(null, { user: 'mailer' });
+      cb(new Error('bad credentials'));
+    },
+    onData(stream, session, done) {
+      stream.on('data', () => undefined);
+      stream.on('end', () => {
+        got.push(...session.envelope.rcptTo.map((r) => r.address));
+        done();
+      });
+    },
+  });
+  await new Promise<void>((r) => secured.listen(0, '127.0.0.1', () => r()));
+  const key = 'ab'.repeat(32);
+  const { SecretBox, parseKey } = await import('../../src/store/secrets.ts');
+  const sealed = new SecretBox([parseKey(key)]).seal('Smtp-Secret-9911');
+  assert.match(sealed, /^enc:v1:/);
+  const port = (secured.server.address() as AddressInfo).port;
+  const o = await startServer({ 'master-key': key, 'mail-smtp-url': `smtp://mailer@127.0.0.1:${port}`, 'mail-smtp-password': sealed, 'public-hosts': '127.0.0.1' });
+  try {
+    const root = await bootstrapAdmin(o);
+    const t = (await o.call('POST', '/api/v1/tenants', { token: root, body: { name: 'Auth Mail' } })).body;
+    assert.is((await o.call('POST', `/api/v1/tenants/${t.id}/users`, { token: root, body: { email: 'eve@mail.example', role: 'device-operator' } })).status, 201);
+    await poll(() => got.includes('eve@mail.example'), 'the mail through the authenticated server');
+  } finally {
+    await o.stop();
+    await new Promise<void>((r) => secured.close(() => r()));
+  }
+});
+
 test.run();
