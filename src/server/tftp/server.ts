@@ -98,6 +98,9 @@ export async function startTftp(opts: TftpOptions, deps: { tree: ProvisioningTre
     };
     const transport = {
       send: (buf: Buffer) => {
+        // DATA needs no completion callback (Node then sends synchronously, the cheap path): a read
+        // ends only on the client's ACK of the last block, so no DATA is in flight at close.
+        if (buf[1] === 3) return sock.send(buf);
         inFlight++;
         sock.send(buf, sent);
       },
