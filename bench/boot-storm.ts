@@ -38,7 +38,11 @@ async function startEdgeprov(extra: string[] = []) {
   const p = await startPinned(
     SERVER_CORE,
     process.execPath,
-    ['--import', 'tsx', join(root, 'src/main.ts'), 'serve', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '0', '--public-hosts', '127.0.0.1', '--log-level', 'info', ...extra],
+    [
+      // BENCH_PROF=DIR writes a V8 CPU profile of the server there (open it in Chrome DevTools).
+      ...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : []),
+      '--import', 'tsx', join(root, 'src/main.ts'), 'serve', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '0', '--public-hosts', '127.0.0.1', '--log-level', 'info', ...extra,
+    ],
     /HTTPS listening/,
     env,
   );
