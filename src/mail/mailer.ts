@@ -1,8 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import nodemailer, { type Transporter } from 'nodemailer';
+import type { Transporter } from 'nodemailer';
 import type { Logger } from '../logger.ts';
+
+/** nodemailer is loaded on the first mail: most servers send few, and it costs ~10 MB resident. */
+const loadNodemailer = async () => (await import('nodemailer')).default;
 
 /**
  * Outgoing mail (invitations, password resets). Through SMTP (nodemailer) when a server is
@@ -42,7 +45,8 @@ export function createMailer(o: MailerOptions): Mailer {
 
 function smtpMailer(o: MailerOptions & { smtpUrl: string }): Mailer {
   const url = new URL(o.smtpUrl);
-  const transport: Transporter = nodemailer.createTransport({
+  let transport: Transporter | undefined;
+  const options = {
     host: url.hostname,
     port: Number(url.port) || (url.protocol === 'smtps:' ? 465 : 587),
     secure: url.protocol === 'smtps:',
@@ -50,24 +54,26 @@ function smtpMailer(o: MailerOptions & { smtpUrl: string }): Mailer {
     connectionTimeout: 15_000,
     greetingTimeout: 15_000,
     socketTimeout: 30_000,
-  });
+  };
   return {
     async send(mail) {
+      transport ??= (await loadNodemailer()).createTransport(options);
       const info = await transport.sendMail({ from: o.from, to: mail.to, subject: mail.subject, text: mail.text });
       o.logger.info({ to: mail.to, subject: mail.subject, messageId: info.messageId }, 'mail sent');
       return { via: 'smtp', messageId: String(info.messageId) };
     },
     close() {
-      transport.close();
+      transport?.close();
     },
   };
 }
 
 function outboxMailer(o: MailerOptions): Mailer {
   // nodemailer builds the message (headers, encoding) exactly as it would send it.
-  const builder = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'unix' });
+  let builder: Transporter | undefined;
   return {
     async send(mail) {
+      builder ??= (await loadNodemailer()).createTransport({ streamTransport: true, buffer: true, newline: 'unix' });
       const info = (await builder.sendMail({ from: o.from, to: mail.to, subject: mail.subject, text: mail.text })) as { messageId: string; message: Buffer };
       await mkdir(o.outboxDir, { recursive: true, mode: 0o700 });
       const name = `${new Date().toISOString().replace(/[:.]/g, '-')}-${randomUUID().slice(0, 8)}.eml`;
@@ -78,7 +84,7 @@ function outboxMailer(o: MailerOptions): Mailer {
       return { via: 'outbox', messageId: info.messageId, file };
     },
     close() {
-      builder.close();
+      builder?.close();
     },
   };
 }
