@@ -110,12 +110,15 @@ export class FirmwarePlanner {
     return start <= end ? hm >= start && hm < end : hm >= start || hm < end;
   }
 
-  /** The version this device should run right now, or `undefined` for none (no firmware line). */
-  versionFor(tenantId: string, d: Device): string | undefined {
+  /**
+   * The version this device should run right now, or `undefined` for none (no firmware line).
+   * `running` is what the phone runs (its User-Agent on this request, else its last sighting).
+   */
+  versionFor(tenantId: string, d: Device, running: string | null | undefined = d.lastSeen?.firmware): string | undefined {
     let version = this.assigned(tenantId, d);
     for (const r of this.#rollouts.get(tenantId) ?? []) {
       if (!LIVE.has(r.state) || !this.#inTarget(r, d)) continue;
-      const already = runs(d.lastSeen?.firmware, r.version);
+      const already = runs(running, r.version);
       const moving = r.state !== 'paused' && this.inWindow(r) && (r.state === 'all' || this.#inCanary(r, d));
       if (moving || already) version = r.version;
     }
@@ -123,8 +126,8 @@ export class FirmwarePlanner {
   }
 
   /** For the master file: where this device's image lives (relative to the provisioning base). */
-  plan(tenant: Tenant, device: Device): { appFilePath?: string } {
-    const v = this.versionFor(tenant.id, device);
+  plan(tenant: Tenant, device: Device, running: string | null): { appFilePath?: string } {
+    const v = this.versionFor(tenant.id, device, running);
     return v ? { appFilePath: `fw/${v}/sip.ld` } : {};
   }
 

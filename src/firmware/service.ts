@@ -50,7 +50,7 @@ export async function createFirmware(o: FirmwareOptions): Promise<Firmware> {
     catalogue,
     planner,
     limiter,
-    plan: (tenant, device, running) => planner.plan(tenant, { ...device, lastSeen: device.lastSeen ? { ...device.lastSeen, firmware: running } : running ? { at: '', ip: null, userAgent: null, firmware: running } : null }),
+    plan: (tenant, device, running) => planner.plan(tenant, device, running),
     files,
   };
 }

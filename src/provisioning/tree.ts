@@ -232,12 +232,8 @@ export class ProvisioningTree {
           // The plan moves with rollouts, windows and what the phone runs: checked on every request.
           const agent = parseUserAgent(req.userAgent);
           const running = (agent.stage !== 'updater' ? agent.firmware : null) ?? entry.device.lastSeen?.firmware ?? null;
-          const plan = this.deps.firmware(req.tenant, entry.device, running);
-          const key = JSON.stringify(plan);
-          if (key !== (entry.planKey ?? '{}')) {
-            entry.master = this.#master(entry.device, plan);
-            entry.planKey = key;
-          }
+          const planned = this.#planned(req.tenant, entry.device, running);
+          if (planned.key !== entry.planKey) Object.assign(entry, this.#masterFor(entry.device, planned));
         }
         const file = ref.kind === 'master' ? entry.master : entry.files.get(deviceFileName(ref.mac));
         if (file) return { kind: 'file', ...file };
@@ -431,15 +427,21 @@ export class ProvisioningTree {
     return { input: { tenant, site, groups, device, profiles, server: this.deps.server(tenant) }, deps };
   }
 
-  async #render(tenant: Tenant, device: Device): Promise<{ master: Served; render: DeviceRender; deps: string[] }> {
+  async #render(tenant: Tenant, device: Device): Promise<{ master: Served; planKey: string; render: DeviceRender; deps: string[] }> {
     const { input, deps } = await this.#gather(tenant, device);
     const render = renderDevice(input, this.deps.catalogue);
-    const master = this.#master(device, this.deps.firmware?.(tenant, device, device.lastSeen?.firmware ?? null) ?? {});
-    return { master, render, deps };
+    return { ...this.#masterFor(device, this.#planned(tenant, device, device.lastSeen?.firmware ?? null)), render, deps };
   }
 
-  #master(device: Device, plan: Pick<MasterInput, 'appFilePath' | 'models'>): Served {
-    return served(masterXml({ configFiles: [deviceFileName(device.mac), DEFAULTS_FILE], directories: DIRECTORIES, ...plan }));
+  /** The firmware plan for a device running `running`, with a key that tells plans apart. */
+  #planned(tenant: Tenant, device: Device, running: string | null): { plan: Pick<MasterInput, 'appFilePath' | 'models'>; key: string } {
+    const plan = this.deps.firmware?.(tenant, device, running) ?? {};
+    return { plan, key: JSON.stringify(plan) };
+  }
+
+  #masterFor(device: Device, planned: { plan: Pick<MasterInput, 'appFilePath' | 'models'>; key: string }): { master: Served; planKey: string } {
+    const master = served(masterXml({ configFiles: [deviceFileName(device.mac), DEFAULTS_FILE], directories: DIRECTORIES, ...planned.plan }));
+    return { master, planKey: planned.key };
   }
 
   /**
@@ -450,7 +452,7 @@ export class ProvisioningTree {
     const { store, logger } = this.deps;
     const name = deviceFileName(device.mac);
     try {
-      const { master, render, deps } = await this.#render(tenant, device);
+      const { master, planKey, render, deps } = await this.#render(tenant, device);
       baseDeps.push(...deps);
       const file = render.files.find((f) => f.name === name);
       const s = served(file?.body ?? '');
@@ -459,7 +461,7 @@ export class ProvisioningTree {
         await store.rendered.put(tenant.id, device.id, { name, body: s.body.toString('utf8'), etag: s.etag, renderedAt: this.deps.clock.now().toISOString() });
       }
       if (device.renderError) await store.devices.setRenderError(tenant.id, device.id, null);
-      return { device, master, files: new Map([[name, s]]) };
+      return { device, master, planKey, files: new Map([[name, s]]) };
     } catch (err) {
       if (!(err instanceof RenderError)) throw err;
       const { deps } = await this.#gather(tenant, device);
@@ -470,8 +472,8 @@ export class ProvisioningTree {
       }
       const lastGood = await store.rendered.get(tenant.id, device.id, name);
       if (!lastGood) return { device, files: new Map(), failed: err.message };
-      const master = this.#master(device, this.deps.firmware?.(tenant, device, device.lastSeen?.firmware ?? null) ?? {});
-      return { device, master, files: new Map([[name, served(lastGood.body)]]), failed: err.message };
+      const { master, planKey } = this.#masterFor(device, this.#planned(tenant, device, device.lastSeen?.firmware ?? null));
+      return { device, master, planKey, files: new Map([[name, served(lastGood.body)]]), failed: err.message };
     }
   }
 
