@@ -156,7 +156,7 @@ export async function anonymize(db: Kysely<Database>, scope: AnonymizeScope): Pr
     const tenantRow = whole ? await tx.selectFrom('tenants').selectAll().where('id', '=', tenantId).executeTakeFirst() : undefined;
     const sites = whole ? await tx.selectFrom('sites').selectAll().where('tenant_id', '=', tenantId).execute() : [];
     const groups = whole ? await tx.selectFrom('device_groups').selectAll().where('tenant_id', '=', tenantId).execute() : [];
-    const profiles = await tx.selectFrom('profiles').selectAll().where('tenant_id', '=', tenantId).execute();
+    const profiles = whole ? await tx.selectFrom('profiles').selectAll().where('tenant_id', '=', tenantId).execute() : [];
     const users = whole ? await tx.selectFrom('users').selectAll().where('tenant_id', '=', tenantId).execute() : [];
     const now = new Date().toISOString();
 
@@ -206,10 +206,8 @@ export async function anonymize(db: Kysely<Database>, scope: AnonymizeScope): Pr
         .where('id', '=', d.id)
         .execute();
     }
-    if (whole) {
-      for (const p of profiles) {
-        await tx.updateTable('profiles').set({ name: r.swap(p.name), description: r.swap(p.description), params: JSON.stringify(r.json(JSON.parse(p.params))), updated_at: now }).where('id', '=', p.id).execute();
-      }
+    for (const p of profiles) {
+      await tx.updateTable('profiles').set({ name: r.swap(p.name), description: r.swap(p.description), params: JSON.stringify(r.json(JSON.parse(p.params))), updated_at: now }).where('id', '=', p.id).execute();
     }
     const ids = deviceRows.map((d) => d.id);
     const macs = deviceRows.map((d) => d.mac);

@@ -46,7 +46,8 @@ export interface DhcpHandle {
 
 /** The IPv4 address of a named interface, for `dhcp.interface`. */
 export function interfaceAddress(name: string): string | undefined {
-  return networkInterfaces()[name]?.find((a) => a.family === 'IPv4' && !a.internal)?.address ?? networkInterfaces()[name]?.find((a) => a.family === 'IPv4')?.address;
+  const v4 = networkInterfaces()[name]?.filter((a) => a.family === 'IPv4') ?? [];
+  return (v4.find((a) => !a.internal) ?? v4[0])?.address;
 }
 
 const hexMac = (colons: string) => colons.replace(/:/g, '');
@@ -56,9 +57,13 @@ async function loadPools(deps: DhcpDeps, serverAddress: string): Promise<ServedP
   const pools: ServedPool[] = [];
   const tenants = await deps.store.tenants.list({ limit: 1_000_000, offset: 0 });
   for (const t of tenants.items) {
+    // One provisioning URL per tenant (with or without credentials), whatever its number of sites.
+    const urls = new Map<boolean, string>();
     for (const site of await deps.store.sites.all(t.id)) {
       if (!site.dhcp.enabled) continue;
-      const url = await deps.provisioningUrl(t.id, site.dhcp.credentialsInUrl);
+      const withCredentials = site.dhcp.credentialsInUrl;
+      let url = urls.get(withCredentials);
+      if (url === undefined) urls.set(withCredentials, (url = await deps.provisioningUrl(t.id, withCredentials)));
       pools.push(...sitePools(site, url, serverAddress));
     }
   }
