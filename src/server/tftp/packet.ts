@@ -89,11 +89,16 @@ export function parse(buf: Buffer): Packet {
 }
 
 export function data(block: number, payload: Buffer): Buffer {
-  const b = Buffer.allocUnsafe(4 + payload.length);
+  return dataInto(block, payload.length, (b, offset) => payload.copy(b, offset));
+}
+
+/** A DATA packet of up to `size` bytes that `fill` writes straight into it (returns how many). */
+export function dataInto(block: number, size: number, fill: (packet: Buffer, offset: number) => number): Buffer {
+  const b = Buffer.allocUnsafe(4 + size);
   b.writeUInt16BE(OP.DATA, 0);
   b.writeUInt16BE(block & 0xffff, 2);
-  payload.copy(b, 4);
-  return b;
+  const n = fill(b, 4);
+  return n === size ? b : b.subarray(0, 4 + n);
 }
 
 export function ack(block: number): Buffer {

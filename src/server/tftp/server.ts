@@ -5,8 +5,8 @@ import type { Logger } from '../../logger.ts';
 import { safeRelativePath } from '../../provisioning/names.ts';
 import type { ProvisioningTree, Requester } from '../../provisioning/tree.ts';
 import * as P from './packet.ts';
-import { ReadSession, WriteSession, bufferSource, negotiate, type BlockSource } from './session.ts';
-import { closeSync, openSync, readSync } from 'node:fs';
+import { ReadSession, WriteSession, bufferSource, fileSource, negotiate, type BlockSource } from './session.ts';
+import { closeSync, openSync } from 'node:fs';
 import type { TransferLimiter } from '../../firmware/limits.ts';
 
 /**
@@ -82,10 +82,6 @@ export async function startTftp(opts: TftpOptions, deps: { tree: ProvisioningTre
     sock.on('error', (err) => logger.debug({ err }, 'tftp session socket error'));
     // Connected to the client's TID: the kernel filters other senders, and sends skip the lookup.
     await new Promise<void>((resolve) => sock.connect(from.port, from.address, () => resolve()));
-    const sent = () => {
-      inFlight--;
-      if (closeAsked && inFlight === 0) closeNow();
-    };
     // Closing waits for sends still in flight: the last ACK or an ERROR must not be dropped.
     let inFlight = 0;
     let closeAsked = false;
@@ -96,11 +92,15 @@ export async function startTftp(opts: TftpOptions, deps: { tree: ProvisioningTre
         // already closed
       }
     };
+    const sent = () => {
+      inFlight--;
+      if (closeAsked && inFlight === 0) closeNow();
+    };
     const transport = {
       send: (buf: Buffer) => {
         // DATA needs no completion callback (Node then sends synchronously, the cheap path): a read
         // ends only on the client's ACK of the last block, so no DATA is in flight at close.
-        if (buf[1] === 3) return sock.send(buf);
+        if (buf[1] === P.OP.DATA) return sock.send(buf);
         inFlight++;
         sock.send(buf, sent);
       },
@@ -118,9 +118,9 @@ export async function startTftp(opts: TftpOptions, deps: { tree: ProvisioningTre
         return;
       }
       let source: BlockSource;
-      let release = () => undefined as void;
+      let release: () => void = () => undefined;
       if (r.kind === 'blob') {
-        // Firmware: storm control, then blocks read from disk as they go out (never the whole image in memory).
+        // Firmware: storm control, then blocks read from disk as they go out.
         const slot = deps.firmwareLimiter ? deps.firmwareLimiter.acquire(await tree.siteForAddress(tenant.id, ip)) : () => undefined;
         if (!slot) {
           transport.send(P.error(P.ERR.notDefined, 'server busy: too many firmware downloads, try again later'));
@@ -136,28 +136,7 @@ export async function startTftp(opts: TftpOptions, deps: { tree: ProvisioningTre
           transport.close();
           return;
         }
-        // Reads ahead 256 KB at a time: one syscall per ~180 blocks instead of one per block.
-        const ahead = Buffer.allocUnsafe(256 * 1024);
-        let aheadFrom = -1;
-        let aheadLen = 0;
-        const fill = (from: number) => {
-          aheadLen = readSync(fd, ahead, 0, ahead.length, from);
-          aheadFrom = from;
-        };
-        source = {
-          length: r.size,
-          read(from, to) {
-            const b = Buffer.allocUnsafe(to - from);
-            const n = this.readInto?.(b, 0, from, to) ?? 0;
-            return n === b.length ? b : b.subarray(0, n);
-          },
-          readInto(into, offset, from, to) {
-            if (aheadFrom < 0 || from < aheadFrom || to > aheadFrom + aheadLen) fill(from);
-            const start = from - aheadFrom;
-            const end = Math.min(to - aheadFrom, aheadLen);
-            return end > start ? ahead.copy(into, offset, start, end) : 0;
-          },
-        };
+        source = fileSource(fd, r.size);
         release = () => {
           slot();
           closeSync(fd);
@@ -209,7 +188,7 @@ export async function startTftp(opts: TftpOptions, deps: { tree: ProvisioningTre
     // The socket is connected to the client's TID: the kernel drops every other sender.
     sock.on('message', (msg) => {
       // Hot path of a download: a 4-byte ACK goes straight to the session, nothing allocated.
-      if (s.onAck && msg.length === 4 && msg[0] === 0 && msg[1] === 4) return s.onAck(msg.readUInt16BE(2));
+      if (s.onAck && msg.length === 4 && msg[0] === 0 && msg[1] === P.OP.ACK) return s.onAck(msg.readUInt16BE(2));
       let p: P.Packet;
       try {
         p = P.parse(msg);
