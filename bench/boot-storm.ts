@@ -10,8 +10,7 @@ import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join, dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { ParamCatalogue } from '../src/profiles/catalogue.ts';
-import { renderDevice, type RenderInput } from '../src/profiles/render.ts';
+import { coldRender } from './render-lib.ts';
 import { bootPhone, keepAliveAgent } from '../src/sim/phone.ts';
 import { json, nginxConfig, peakRssMb, ratio, requireTool, root, run, serverPid, startPinned, stop, table, tempDir, waitForPort, wrk } from './lib.ts';
 
@@ -50,18 +49,6 @@ async function startEdgeprov(extra: string[] = []) {
   const http = Number(ports.find((m) => m[2] === 'HTTP')?.[1]);
   const https = Number(ports.find((m) => m[2] === 'HTTPS')?.[1]);
   return { ...p, http, https };
-}
-
-function params300(): Record<string, string> {
-  const p: Record<string, string> = {};
-  for (let i = 1; i <= 12; i++) {
-    p[`attendant.resourceList.${i}.address`] = `sip:${1000 + i}@pbx.example.com`;
-    p[`attendant.resourceList.${i}.label`] = `Key ${i}`;
-  }
-  for (let i = 0; p && Object.keys(p).length < 300; i++) p[`custom.vendor.setting${i}`] = `value-${i}-{{tenant.slug}}`;
-  p['lcl.ml.lang'] = 'English_United_Kingdom';
-  p['up.backlight.idleIntensity'] = '1';
-  return p;
 }
 
 async function main(): Promise<void> {
@@ -248,26 +235,6 @@ async function simulatorStorm(baseUrl: string, username: string, password: strin
   latencies.sort((a, b) => a - b);
   const pct = (p: number) => Math.round((latencies[Math.floor((latencies.length - 1) * p)] ?? 0) * 100) / 100;
   return { phones: PHONES, requests, rps: Math.round(requests / secs), p50: pct(0.5), p99: pct(0.99), errors };
-}
-
-/** Configs rendered per second in this process (cache off: every call renders). */
-function coldRender(): number {
-  const catalogue = ParamCatalogue.load();
-  const tenant = { id: 't', name: 'Bench', slug: 'bench', provisioning: { key: 'k', username: 'u' }, settings: { allowBasicOverHttp: false, autoClaim: 'off' as const, tftp: true }, profileIds: ['p'], deletion: null, subscriptionEndsAt: null, createdAt: '', updatedAt: '' };
-  const profile = { id: 'p', tenantId: 't', name: 'Big', description: '', params: params300(), createdAt: '', updatedAt: '' };
-  const input = (i: number): RenderInput => ({
-    tenant,
-    site: null,
-    groups: [],
-    device: { id: `d${i}`, tenantId: 't', mac: mac(i), model: 'VVX500', name: `P${i}`, siteId: null, groupIds: [], labels: [], lines: [{ index: 1, address: String(i) }], params: {}, profileIds: [], state: 'active', lastSeen: null, credentials: null, renderError: null, createdAt: '', updatedAt: '' },
-    profiles: new Map([['p', profile]]),
-    server: { host: 'h', httpBase: 'http://h/', httpsBase: 'https://h/' },
-  });
-  for (let i = 0; i < 200; i++) renderDevice(input(i), catalogue);
-  const n = 5000;
-  const t0 = performance.now();
-  for (let i = 0; i < n; i++) renderDevice(input(i), catalogue);
-  return Math.round(n / ((performance.now() - t0) / 1000));
 }
 
 await main();

@@ -2,6 +2,7 @@ import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_pro
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 
 /** Helpers shared by the benchmarks: processes pinned to cores, wrk runs, tables. */
@@ -16,6 +17,22 @@ export function requireTool(name: string, hint: string): void {
     process.stderr.write(`bench needs ${name}: ${hint}\n`);
     process.exit(2);
   }
+}
+
+/**
+ * A module of the compiled server in dist/ (what `npm start` and the container run), built once per
+ * benchmark run from the current sources.
+ */
+export async function built<T>(path: string): Promise<T> {
+  buildOnce();
+  const url = pathToFileURL(join(root, 'dist', path)).href;
+  return (await import(url)) as T;
+}
+let builtAlready = false;
+export function buildOnce(): void {
+  if (builtAlready) return;
+  execFileSync(process.execPath, [join(root, 'scripts/build.mjs')], { stdio: 'inherit' });
+  builtAlready = true;
 }
 
 export const tempDir = (prefix: string): string => mkdtempSync(join(tmpdir(), prefix));

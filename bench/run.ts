@@ -6,6 +6,7 @@ const BENCHES: Record<string, string> = {
   'boot-storm': './boot-storm.ts',
   tftp: './tftp.ts',
   'firmware-http': './firmware-http.ts',
+  'cold-render': './cold-render.ts',
 };
 
 const name = process.argv[2];

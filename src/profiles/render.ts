@@ -82,16 +82,50 @@ export const deviceFileName = (mac: string): string => `${mac}-device.cfg`;
 const builder = new XMLBuilder({ ignoreAttributes: false, attributeNamePrefix: '@_', format: true, suppressEmptyNode: true });
 const DECLARATION = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n';
 
-/** A `<polycomConfig>` file: every parameter an attribute, every value escaped by the builder. */
-export function polycomXml(params: Record<string, string>, comment?: string): string {
-  const attrs = Object.fromEntries(
-    Object.keys(params)
-      .sort()
-      .map((k) => [`@_${k}`, params[k]]),
-  );
-  const head = comment ? `<!-- ${comment.replace(/--/g, '- -')} -->\n` : '';
-  return DECLARATION + head + (builder.build({ polycomConfig: attrs }) as string);
+/**
+ * Characters XML 1.0 cannot carry at all, even as character references: C0 controls other than
+ * tab, line feed and carriage return, lone surrogates, U+FFFE and U+FFFF.
+ */
+const NOT_XML = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const ATTR_SPECIAL = /[&<>"'\t\n\r]/g;
+/** Any character that is escaped or refused: one quick test clears most values. */
+const MAY_NEED_ESCAPE = /[\u0000-\u001F&<>"'\uD800-\uDFFF\uFFFE\uFFFF]/;
+const ATTR_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;', '\t': '&#9;', '\n': '&#10;', '\r': '&#13;' };
+
+/** Why `value` cannot be written into an XML attribute, if it cannot. */
+export function notXmlText(value: string): string | undefined {
+  const m = NOT_XML.exec(value);
+  return m ? `contains U+${(m[0].codePointAt(0) as number).toString(16).toUpperCase().padStart(4, '0')}, which XML cannot carry` : undefined;
 }
+
+/**
+ * An attribute value, escaped: markup characters as entities, and tab, line feed and carriage
+ * return as character references (a parser would otherwise turn them into spaces). Throws on a
+ * character XML cannot carry; renders check values with {@link notXmlText} first.
+ */
+export function xmlAttr(value: string): string {
+  if (!MAY_NEED_ESCAPE.test(value)) return value;
+  if (NOT_XML.test(value)) throw new Error(`attribute value ${notXmlText(value)}`);
+  return value.replace(ATTR_SPECIAL, (c) => ATTR_ESCAPES[c] as string);
+}
+
+/**
+ * A `<polycomConfig>` file: every parameter an attribute, sorted by name, every value escaped.
+ * Written directly rather than through fast-xml-parser's builder: it is one element with flat
+ * attributes, the builder alone managed fewer than the 5,000 device files a second a cold render
+ * must reach, and tests parse every file back with fast-xml-parser to prove the escaping.
+ */
+export function polycomXml(params: Record<string, string>, comment?: string): string {
+  let out = DECLARATION;
+  if (comment) out += `<!-- ${comment.replace(/--/g, '- -')} -->\n`;
+  out += '<polycomConfig';
+  for (const k of Object.keys(params).sort()) {
+    if (!PARAM_NAME.test(k)) throw new Error(`"${k.slice(0, 200)}" is not a parameter name`);
+    out += `\n  ${k}="${xmlAttr(params[k] as string)}"`;
+  }
+  return `${out}/>\n`;
+}
+const PARAM_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 export interface MasterInput {
   configFiles: string[];
@@ -128,6 +162,19 @@ export function masterXml(m: MasterInput): string {
 
 /** Offsets of a time zone from UTC in seconds in January and July (they differ where DST applies). */
 export function zoneOffsets(timeZone: string, year = 2026): { standard: number; hasDst: boolean } {
+  const key = `${timeZone}/${year}`;
+  let z = ZONES.get(key);
+  if (!z) {
+    z = computeZoneOffsets(timeZone, year);
+    if (ZONES.size > 1000) ZONES.clear();
+    ZONES.set(key, z);
+  }
+  return z;
+}
+/** Formatting a date in a zone costs tens of microseconds; a site's zone is asked for on every render. */
+const ZONES = new Map<string, { standard: number; hasDst: boolean }>();
+
+function computeZoneOffsets(timeZone: string, year: number): { standard: number; hasDst: boolean } {
   const offsetAt = (month: number): number => {
     const d = new Date(Date.UTC(year, month, 1, 12));
     const parts = new Intl.DateTimeFormat('en-US', { timeZone, timeZoneName: 'longOffset' }).formatToParts(d);
@@ -237,49 +284,130 @@ export function layersFor(input: RenderInput): Layer[] {
 export function renderDevice(input: RenderInput, catalogue: ParamCatalogue): DeviceRender {
   const vars: Vars = variablesFor(input);
   const problems: string[] = [];
-  const warnings: string[] = [];
-  const winners = new Map<string, ExplainEntry>();
   const deviceFile = deviceFileName(input.device.mac);
+  const shared = sharedVars(vars);
 
-  for (const layer of layersFor(input)) {
-    for (const [name, raw] of Object.entries(layer.params)) {
-      let value: string;
-      try {
-        value = substitute(raw, layer.kind === 'defaults' ? sharedVars(vars) : vars, `${name} (${layer.source})`);
-      } catch (err) {
-        if (err instanceof VariableError) problems.push(...err.problems);
-        else throw err;
-        continue;
+  // Every layer's names sorted once, merged: the result comes out sorted, each name with its
+  // winning value and the chain of values it beat (turned into `overrides` when asked).
+  const layers = layersFor(input);
+  const lists = layers.map((l) => entriesOf(l.params));
+  const at = lists.map(() => 0);
+  const names: string[] = [];
+  const wins: Win[] = [];
+  for (;;) {
+    let min: string | undefined;
+    for (let j = 0; j < lists.length; j++) {
+      const n = (lists[j] as Entries).names[at[j] as number];
+      if (n !== undefined && (min === undefined || n < min)) min = n;
+    }
+    if (min === undefined) break;
+    let win: Win | undefined;
+    for (let j = 0; j < lists.length; j++) {
+      const list = lists[j] as Entries;
+      const i = at[j] as number;
+      if (list.names[i] !== min) continue;
+      at[j] = i + 1;
+      const layer = layers[j] as Layer;
+      const raw = list.values[i] as string;
+      let value = raw;
+      if (raw.includes('{{')) {
+        try {
+          value = substitute(raw, layer.kind === 'defaults' ? shared : vars, where(min, layer));
+        } catch (err) {
+          if (err instanceof VariableError) problems.push(...err.problems);
+          else throw err;
+          continue;
+        }
       }
-      const prev = winners.get(name);
-      winners.set(name, {
-        name,
-        value,
-        layer: layer.kind,
-        source: layer.source,
-        file: layer.kind === 'defaults' ? DEFAULTS_FILE : deviceFile,
-        overrides: prev ? [{ layer: prev.layer, source: prev.source, value: prev.value }, ...prev.overrides] : [],
-      });
+      win = { value, layer, prev: win };
+    }
+    if (win) {
+      names.push(min);
+      wins.push(win);
     }
   }
 
-  for (const e of winners.values()) {
-    const check = catalogue.check(e.name, e.value);
-    if (check.kind === 'invalid') problems.push(`${e.name} (${e.source}): ${check.message}`);
-    else if (check.kind === 'unknown') warnings.push(`${e.name} (${e.source}): not a parameter edgeprov knows; passed through unchecked`);
+  const unknown: number[] = [];
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i] as string;
+    const w = wins[i] as Win;
+    if (!PARAM_NAME.test(name)) {
+      problems.push(`"${name.slice(0, 200)}" (${w.layer.source}) is not a parameter name`);
+      continue;
+    }
+    const unfit = MAY_NEED_ESCAPE.test(w.value) ? notXmlText(w.value) : undefined;
+    if (unfit) {
+      problems.push(`${name} (${w.layer.source}): ${unfit}`);
+      continue;
+    }
+    const check = catalogue.check(name, w.value);
+    if (check.kind === 'invalid') problems.push(`${name} (${w.layer.source}): ${check.message}`);
+    else if (check.kind === 'unknown') unknown.push(i);
   }
   if (problems.length) throw new RenderError(problems);
 
-  const explain = [...winners.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  const deviceParams = Object.fromEntries(explain.filter((e) => e.layer !== 'defaults').map((e) => [e.name, e.value]));
+  // Names and values are checked above: written without a second pass of checks.
+  let xml = `${DECLARATION}<!-- edgeprov: ${input.device.mac} -->\n<polycomConfig`;
+  for (let i = 0; i < names.length; i++) {
+    const w = wins[i] as Win;
+    if (w.layer.kind !== 'defaults') xml += `\n  ${names[i] as string}="${xmlAttr(w.value)}"`;
+  }
+  xml += '/>\n';
   const defaults = input.defaultsXml ?? renderDefaults(input.tenant, input.server);
+  const files = [
+    { name: deviceFile, body: xml, contentType: 'application/xml' },
+    { name: DEFAULTS_FILE, body: defaults, contentType: 'application/xml' },
+  ];
+  return withExplanations(files, names, wins, unknown, deviceFile);
+}
+
+interface Entries {
+  /** Sorted. */
+  names: string[];
+  values: string[];
+}
+
+/**
+ * A layer's parameters as sorted arrays: profile objects hold hundreds of names, and walking such
+ * an object is several times slower than walking an array. Kept per object, which layers never change.
+ */
+function entriesOf(params: Record<string, string>): Entries {
+  let e = ENTRIES.get(params);
+  if (!e) {
+    const names = Object.keys(params).sort();
+    e = { names, values: names.map((n) => params[n] as string) };
+    ENTRIES.set(params, e);
+  }
+  return e;
+}
+const ENTRIES = new WeakMap<Record<string, string>, Entries>();
+
+const where = (name: string, layer: Layer) => (): string => `${name} (${layer.source})`;
+
+interface Win {
+  value: string;
+  layer: Layer;
+  /** The value this one beat. */
+  prev: Win | undefined;
+}
+
+/** Explanations and warnings are for the admin API: built when asked for, so a phone's render does not pay for them. */
+function withExplanations(files: RenderedFile[], names: string[], wins: Win[], unknown: number[], deviceFile: string): DeviceRender {
+  let explain: ExplainEntry[] | undefined;
+  let warnings: string[] | undefined;
   return {
-    files: [
-      { name: deviceFile, body: polycomXml(deviceParams, `edgeprov: ${input.device.mac}`), contentType: 'application/xml' },
-      { name: DEFAULTS_FILE, body: defaults, contentType: 'application/xml' },
-    ],
-    explain,
-    warnings,
+    files,
+    get explain() {
+      return (explain ??= names.map((name, i) => {
+        const w = wins[i] as Win;
+        const overrides: ExplainEntry['overrides'] = [];
+        for (let p = w.prev; p; p = p.prev) overrides.push({ layer: p.layer.kind, source: p.layer.source, value: p.value });
+        return { name, value: w.value, layer: w.layer.kind, source: w.layer.source, file: w.layer.kind === 'defaults' ? DEFAULTS_FILE : deviceFile, overrides };
+      }));
+    },
+    get warnings() {
+      return (warnings ??= unknown.map((i) => `${names[i] as string} (${(wins[i] as Win).layer.source}): not a parameter edgeprov knows; passed through unchecked`));
+    },
   };
 }
 
@@ -290,6 +418,19 @@ function sharedVars(vars: Vars): Vars {
 
 /** The shared `defaults.cfg`: built-in defaults, with only tenant and server variables. */
 export function renderDefaults(tenant: Tenant, server: ServerInfo): string {
+  const key = JSON.stringify(sharedVariables(tenant, server));
+  let xml = DEFAULTS.get(key);
+  if (xml === undefined) {
+    xml = buildDefaults(tenant, server);
+    if (DEFAULTS.size > 10_000) DEFAULTS.clear();
+    DEFAULTS.set(key, xml);
+  }
+  return xml;
+}
+/** Rendered defaults by the shared variables they depend on (every device render includes them). */
+const DEFAULTS = new Map<string, string>();
+
+function buildDefaults(tenant: Tenant, server: ServerInfo): string {
   const vars = new Map(sharedVariables(tenant, server));
   const params = Object.fromEntries(Object.entries(TEMPLATES.defaults).map(([k, v]) => [k, substitute(v, vars, `${k} (built-in defaults)`)]));
   return polycomXml(params, 'edgeprov: built-in defaults');

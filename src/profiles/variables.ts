@@ -15,23 +15,42 @@ export class VariableError extends Error {
 
 const TOKEN = /\{\{\s*([A-Za-z][A-Za-z0-9_.-]*)\s*\}\}/g;
 
-/** Returns `value` with every variable replaced, or throws {@link VariableError} naming each problem. */
-export function substitute(value: string, vars: Vars, where: string): string {
+/**
+ * Returns `value` with every variable replaced, or throws {@link VariableError} naming each problem.
+ * `where` names the value in those messages; pass a function to build it only when one is needed.
+ */
+export function substitute(value: string, vars: Vars, where: string | (() => string)): string {
   if (!value.includes('{{')) return value;
+  let out = '';
+  let last = 0;
+  TOKEN.lastIndex = 0;
+  for (let m = TOKEN.exec(value); m !== null; m = TOKEN.exec(value)) {
+    const v = vars.get(m[1] as string);
+    if (v === undefined || v === '') return fail(value, vars, where);
+    out += value.slice(last, m.index) + v;
+    last = TOKEN.lastIndex;
+  }
+  out += value.slice(last);
+  if (out.includes('{{') || out.includes('}}')) return fail(value, vars, where);
+  return out;
+}
+
+/** The slow path: every problem of a value that does not substitute cleanly. */
+function fail(value: string, vars: Vars, where: string | (() => string)): never {
+  const at = typeof where === 'string' ? where : where();
   const problems: string[] = [];
   const out = value.replace(TOKEN, (_, name: string) => {
     if (!vars.has(name)) {
-      problems.push(`${where}: unknown variable {{${name}}}`);
+      problems.push(`${at}: unknown variable {{${name}}}`);
       return '';
     }
     const v = vars.get(name);
     if (v === undefined || v === '') {
-      problems.push(`${where}: {{${name}}} has no value`);
+      problems.push(`${at}: {{${name}}} has no value`);
       return '';
     }
     return v;
   });
-  if (out.includes('{{') || out.includes('}}')) problems.push(`${where}: unbalanced {{ }} in "${value.slice(0, 80)}"`);
-  if (problems.length) throw new VariableError(problems);
-  return out;
+  if (out.includes('{{') || out.includes('}}')) problems.push(`${at}: unbalanced {{ }} in "${value.slice(0, 80)}"`);
+  throw new VariableError(problems);
 }

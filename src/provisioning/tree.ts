@@ -126,6 +126,7 @@ const RENDER_RETRY_SECONDS = 300;
 export class ProvisioningTree {
   readonly #cache: DependencyCache<DeviceEntry>;
   readonly #shared: DependencyCache<Served>;
+  readonly #layers = new DependencyCache<{ value: Site | Group | Profile | undefined }>(10_000);
   readonly #inflight = new Map<string, Promise<DeviceEntry | undefined>>();
   readonly #seen = new Map<string, { tenantId: string; id: string; lastSeen: LastSeen }>();
   /** What was last written per device, so an unchanged sighting is written at most once a minute. */
@@ -144,6 +145,7 @@ export class ProvisioningTree {
     this.#unsubscribe = deps.inventory.onChange(({ kind, id }) => {
       this.#cache.invalidate(`${kind}:${id}`);
       this.#shared.invalidate(`${kind}:${id}`);
+      this.#layers.invalidate(`${kind}:${id}`);
       if (kind === 'tenant') this.#tenants.clear();
       if (kind === 'tenant' || kind === 'site') this.#subnets = undefined;
     });
@@ -405,18 +407,36 @@ export class ProvisioningTree {
     return entry;
   }
 
+  /**
+   * A site, group or profile a render uses, kept until it or its tenant changes: a storm renders
+   * thousands of devices from the same few layers. Kept objects are frozen (renders only read them).
+   */
+  async #layer<T extends Site | Group | Profile>(kind: 'site' | 'group' | 'profile', tenantId: string, id: string, load: () => Promise<T | undefined>): Promise<T | undefined> {
+    const key = `${kind}/${tenantId}/${id}`;
+    const hit = this.#layers.get(key);
+    if (hit) return hit.value as T | undefined;
+    const value = await load();
+    if (value) {
+      Object.freeze(value);
+      if ('params' in value) Object.freeze(value.params);
+    }
+    this.#layers.set(key, { value }, [`${kind}:${id}`, `tenant:${tenantId}`]);
+    return value;
+  }
+
   async #gather(tenant: Tenant, device: Device): Promise<{ input: RenderInput; deps: string[] }> {
     const { store } = this.deps;
-    const site: Site | null = device.siteId ? ((await store.sites.get(tenant.id, device.siteId)) ?? null) : null;
+    const t = tenant.id;
+    const site: Site | null = device.siteId ? ((await this.#layer('site', t, device.siteId, () => store.sites.get(t, device.siteId as string))) ?? null) : null;
     const groups: Group[] = [];
     for (const gid of device.groupIds) {
-      const g = await store.groups.get(tenant.id, gid);
+      const g = await this.#layer('group', t, gid, () => store.groups.get(t, gid));
       if (g) groups.push(g);
     }
     const ids = new Set([...tenant.profileIds, ...(site?.profileIds ?? []), ...groups.flatMap((g) => g.profileIds), ...device.profileIds]);
     const profiles = new Map<string, Profile>();
     for (const id of ids) {
-      const p = await store.profiles.get(tenant.id, id);
+      const p = await this.#layer('profile', t, id, () => store.profiles.get(t, id));
       if (p) profiles.set(id, p);
     }
     const deps = [

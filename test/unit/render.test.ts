@@ -1,3 +1,4 @@
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ParamCatalogue } from '../../src/profiles/catalogue.ts';
@@ -18,9 +19,42 @@ const input = (over: Partial<RenderInput> = {}): RenderInput => ({
   ...over,
 });
 
-test('values are escaped by the XML builder', () => {
-  const xml = polycomXml({ 'a.b': `<&>"'` });
+test('values are escaped: markup as entities, tab and line breaks as character references', () => {
+  const xml = polycomXml({ 'a.b': `<&>"'`, 'c.d': 'one\ttwo\nthree\r' });
   assert.match(xml, /a\.b="&lt;&amp;&gt;&quot;&apos;"/);
+  assert.match(xml, /c\.d="one&#9;two&#10;three&#13;"/);
+});
+
+test('every value survives the trip through a real XML parser unchanged (10,000 random values)', () => {
+  const parser = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '', htmlEntities: true, parseAttributeValue: false, trimValues: false });
+  // Printable ASCII, the markup characters, whitespace, and code points from every plane.
+  const alphabet = [...`<>&"' \t\n\r=/;#x`, 'a', 'Z', '0', 'é', '€', '中', '😀', '\u00a0', '\u2028', '\ufeff'];
+  let seed = 7;
+  const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+  for (let round = 0; round < 100; round++) {
+    const params: Record<string, string> = {};
+    for (let i = 0; i < 100; i++) {
+      let v = '';
+      for (let n = rnd(12); n > 0; n--) v += alphabet[rnd(alphabet.length)];
+      params[`p.${round}.${i}`] = v;
+    }
+    const xml = polycomXml(params);
+    assert.is(XMLValidator.validate(xml), true);
+    const back = parser.parse(xml).polycomConfig as Record<string, string>;
+    for (const [k, v] of Object.entries(params)) assert.is(String(back[k] ?? ''), v, k);
+  }
+});
+
+test('a value XML cannot carry fails the render with its name; never a broken file', () => {
+  try {
+    renderDevice(input({ device: { ...device, params: { 'my.param': 'a\u0001b' } } }), catalogue);
+    assert.unreachable();
+  } catch (err) {
+    assert.instance(err, RenderError);
+    assert.match((err as RenderError).problems[0] ?? '', /my\.param .*U\+0001/);
+  }
+  assert.throws(() => polycomXml({ 'a.b': '\ud800' }), /U\+D800/);
+  assert.throws(() => polycomXml({ 'a b': 'x' }), /not a parameter name/);
 });
 
 test('strict variables: unknown or empty fail with the names', () => {
