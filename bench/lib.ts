@@ -35,6 +35,15 @@ export function buildOnce(): void {
   builtAlready = true;
 }
 
+/** Node's flags for the server, the same as `npm start` (package.json) and the container's entry point. */
+export const SERVER_NODE_FLAGS = ['--max-semi-space-size=8'];
+
+/** The server's entry point as `npm start` runs it: the compiled dist/main.js, built from the current sources. */
+export function serverEntry(): string {
+  buildOnce();
+  return join(root, 'dist/main.js');
+}
+
 export const tempDir = (prefix: string): string => mkdtempSync(join(tmpdir(), prefix));
 
 /** Starts a process pinned to `core`; resolves once `ready` matches its output (at once without `ready`). */
@@ -68,7 +77,7 @@ export function peakRssMb(pid: number): number {
   return Math.round(kb / 1024);
 }
 
-/** The pid of the real server under `taskset` and `node --import tsx` (its newest descendant). */
+/** The pid of the real server under `taskset` (its newest descendant). */
 export async function serverPid(child: ChildProcess): Promise<number> {
   let pid = child.pid as number;
   for (let i = 0; i < 5; i++) {
@@ -215,11 +224,11 @@ export function cpuSeconds(pid: number): number {
  */
 export async function startEdgeprovBench(core: number, dataDir: string, extra: string[] = []): Promise<{ child: ChildProcess; http: number; https: number; tftp: number; token: string; pid: number }> {
   const env = { ...process.env, EDGEPROV_LOG_LEVEL: 'info', EDGEPROV_DATA_DIR: dataDir };
-  await run(process.execPath, ['--import', 'tsx', join(root, 'src/main.ts'), 'init', '--email', 'bench@example.com', '--password', 'benchmark password'], { env }).catch(() => undefined);
+  await run(process.execPath, [serverEntry(), 'init', '--email', 'bench@example.com', '--password', 'benchmark password'], { env }).catch(() => undefined);
   const p = await startPinned(
     core,
     process.execPath,
-    ['--import', 'tsx', join(root, 'src/main.ts'), 'serve', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '0', '--tftp-port', '0', '--public-hosts', '127.0.0.1', '--backup-enabled', 'false', ...extra],
+    [...SERVER_NODE_FLAGS, serverEntry(), 'serve', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '0', '--tftp-port', '0', '--public-hosts', '127.0.0.1', '--backup-enabled', 'false', ...extra],
     // TFTP starts last: once it speaks, every listener has.
     /TFTP listening/,
     env,

@@ -153,6 +153,11 @@ export class ProvisioningTree {
     this.#timer.unref();
   }
 
+  /** {@link tenantByKey} when the answer is in memory (`null`: known not to exist), else `undefined`. */
+  tenantByKeyCached(key: string): { tenant: Tenant; secrets: TenantRow } | null | undefined {
+    return this.#tenants.get(key);
+  }
+
   /** A tenant by its provisioning key, with the secrets phones authenticate against (cached). */
   async tenantByKey(key: string): Promise<{ tenant: Tenant; secrets: TenantRow } | undefined> {
     if (!/^[A-Za-z0-9_-]{8,64}$/.test(key)) return undefined;
@@ -206,9 +211,38 @@ export class ProvisioningTree {
     return ref?.kind === 'phone-file' ? { maxBytes: PHONE_FILES[ref.file].maxBytes } : undefined;
   }
 
-  async read(req: Requester, path: string): Promise<ReadResult> {
-    const ref = parseName(path);
+  async read(req: Requester, path: string, ref: FileRef | undefined = parseName(path)): Promise<ReadResult> {
     if (!ref || !this.#mayTouch(req, ref)) return { kind: 'not_found' };
+    const quick = this.readFromMemory(req, ref);
+    if (quick) return quick;
+    switch (ref.kind) {
+      case 'firmware': {
+        const blob = await this.deps.firmwareFiles?.(req.tenant, ref.version, ref.part);
+        return blob ? { kind: 'blob', ...blob } : { kind: 'not_found' };
+      }
+      case 'master':
+      case 'device-config': {
+        const entry = await this.#deviceEntry(req, ref.mac, ref.kind === 'master');
+        return entry ? this.#deviceFile(req, ref, entry) : { kind: 'not_found' };
+      }
+      case 'phone-file': {
+        if (PHONE_FILES[ref.file].append) return { kind: 'not_found' };
+        const device = await this.#knownDevice(req, ref.mac);
+        if (!device) return { kind: 'not_found' };
+        const body = await this.deps.uploads.read(req.tenant.id, ref.mac, `${ref.mac}-${ref.file}`);
+        return body ? { kind: 'file', ...served(body, 'application/xml') } : { kind: 'not_found' };
+      }
+      default:
+        return { kind: 'not_found' };
+    }
+  }
+
+  /**
+   * The answer when everything it needs is in memory (the boot-storm path: no promise, no store
+   * access), or `undefined` when {@link read} has to fetch or render something first.
+   */
+  readFromMemory(req: Requester, ref: FileRef): ReadResult | undefined {
+    if (!this.#mayTouch(req, ref)) return { kind: 'not_found' };
     switch (ref.kind) {
       case 'default-master':
         return { kind: 'file', ...this.#bootstrapMaster };
@@ -222,33 +256,30 @@ export class ProvisioningTree {
       }
       case 'optional':
         return { kind: 'not_found' };
-      case 'firmware': {
-        const blob = await this.deps.firmwareFiles?.(req.tenant, ref.version, ref.part);
-        return blob ? { kind: 'blob', ...blob } : { kind: 'not_found' };
-      }
       case 'master':
       case 'device-config': {
-        const entry = await this.#deviceEntry(req, ref.mac, ref.kind === 'master');
-        if (!entry) return { kind: 'not_found' };
-        if (ref.kind === 'master' && entry.master && this.deps.firmware) {
-          // The plan moves with rollouts, windows and what the phone runs: checked on every request.
-          const agent = parseUserAgent(req.userAgent);
-          const running = (agent.stage !== 'updater' ? agent.firmware : null) ?? entry.device.lastSeen?.firmware ?? null;
-          const planned = this.#planned(req.tenant, entry.device, running);
-          if (planned.key !== entry.planKey) Object.assign(entry, this.#masterFor(entry.device, planned));
-        }
-        const file = ref.kind === 'master' ? entry.master : entry.files.get(deviceFileName(ref.mac));
-        if (file) return { kind: 'file', ...file };
-        return { kind: 'unavailable', retryAfterSeconds: RENDER_RETRY_SECONDS, reason: entry.failed ?? 'not rendered' };
+        const entry = this.#cache.get(`${req.tenant.id}/${ref.mac}`);
+        if (!entry) return undefined;
+        this.#noteSeen(req, entry.device);
+        return entry.device.state === 'active' ? this.#deviceFile(req, ref, entry) : { kind: 'not_found' };
       }
-      case 'phone-file': {
-        if (PHONE_FILES[ref.file].append) return { kind: 'not_found' };
-        const device = await this.#knownDevice(req, ref.mac);
-        if (!device) return { kind: 'not_found' };
-        const body = await this.deps.uploads.read(req.tenant.id, ref.mac, `${ref.mac}-${ref.file}`);
-        return body ? { kind: 'file', ...served(body, 'application/xml') } : { kind: 'not_found' };
-      }
+      default:
+        return undefined;
     }
+  }
+
+  /** A rendered file of an active device's entry; the master file follows the firmware plan. */
+  #deviceFile(req: Requester, ref: { kind: 'master' | 'device-config'; mac: string }, entry: DeviceEntry): ReadResult {
+    if (ref.kind === 'master' && entry.master && this.deps.firmware) {
+      // The plan moves with rollouts, windows and what the phone runs: checked on every request.
+      const agent = parseUserAgent(req.userAgent);
+      const running = (agent.stage !== 'updater' ? agent.firmware : null) ?? entry.device.lastSeen?.firmware ?? null;
+      const planned = this.#planned(req.tenant, entry.device, running);
+      if (planned.key !== entry.planKey) Object.assign(entry, this.#masterFor(entry.device, planned));
+    }
+    const file = ref.kind === 'master' ? entry.master : entry.files.get(deviceFileName(ref.mac));
+    if (file) return { kind: 'file', ...file };
+    return { kind: 'unavailable', retryAfterSeconds: RENDER_RETRY_SECONDS, reason: entry.failed ?? 'not rendered' };
   }
 
   async write(req: Requester, path: string, body: Buffer): Promise<WriteResult> {

@@ -124,3 +124,49 @@ test('data survives a restart (a real SQLite file in WAL mode)', async () => {
 });
 
 test.run();
+
+test('the compiled build (what npm start runs) serves phones and the admin API from dist/', async () => {
+  await run(process.execPath, ['scripts/build.mjs'], { cwd: root });
+  const { spawn } = await import('node:child_process');
+  const d = tempDir();
+  const child = spawn(process.execPath, ['dist/main.js', 'serve', '--data-dir', d, '--host', '127.0.0.1', '--http-port', '0', '--https-enabled', 'false'], {
+    cwd: root,
+    // The first administrator's password goes through the policy, which reads its word list next to the code.
+    env: { ...env, EDGEPROV_INIT_EMAIL: 'dist@example.com', EDGEPROV_INIT_PASSWORD: 'a long dist password' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout.on('data', (b: Buffer) => {
+      out += b.toString();
+      const m = out.match(/"port":(\d+)\},"msg":"HTTP listening"/);
+      if (m?.[1]) resolve(Number(m[1]));
+    });
+    child.stderr.on('data', (b: Buffer) => (out += b.toString()));
+    child.once('exit', (code) => reject(new Error(`exited ${code}: ${out}`)));
+  });
+  try {
+    const api = `http://127.0.0.1:${port}/api/v1`;
+    const call = async (method: string, path: string, token?: string, body?: unknown) => {
+      const r = await fetch(`${api}${path}`, { method, headers: { 'content-type': 'application/json', ...(token && { authorization: `Bearer ${token}` }) }, ...(body !== undefined && { body: JSON.stringify(body) }) });
+      return { status: r.status, body: (await r.json()) as any };
+    };
+    const token = (await call('POST', '/auth/token', undefined, { email: 'dist@example.com', password: 'a long dist password' })).body.token as string;
+    const tenant = (await call('POST', '/tenants', token, { name: 'Dist', settings: { allowBasicOverHttp: true } })).body;
+    const device = await call('POST', `/tenants/${tenant.id}/devices`, token, { mac: '0004f2000001', model: 'VVX500', lines: [{ index: 1, address: '1001' }] });
+    assert.is(device.status, 201);
+    const prov = (await call('GET', `/tenants/${tenant.id}/provisioning`, token)).body;
+    const basic = `Basic ${Buffer.from(`${prov.username}:${prov.password}`).toString('base64')}`;
+    // Templates, the parameter catalogue and the renderer, loaded from dist/ through ../../templates.
+    const cfg = await fetch(`http://127.0.0.1:${port}/p/${tenant.provisioning.key}/0004f2000001-device.cfg`, { headers: { authorization: basic } });
+    assert.is(cfg.status, 200);
+    assert.match(await cfg.text(), /reg\.1\.address="1001"/);
+    const master = await fetch(`http://127.0.0.1:${port}/p/${tenant.provisioning.key}/0004f2000001.cfg`, { headers: { authorization: basic } });
+    assert.match(await master.text(), /CONFIG_FILES="0004f2000001-device\.cfg, defaults\.cfg"/);
+  } finally {
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    child.kill('SIGTERM');
+    assert.is(await exited, 0);
+    rmSync(d, { recursive: true, force: true });
+  }
+});

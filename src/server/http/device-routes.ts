@@ -3,10 +3,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Clock } from '../../clock.ts';
 import { FailureCounter } from '../../domain/throttle.ts';
-import type { Logger } from '../../logger.ts';
+import { requestLogger, type Logger } from '../../logger.ts';
 import { macOf, parseName, safeRelativePath } from '../../provisioning/names.ts';
-import type { ProvisioningTree, Requester } from '../../provisioning/tree.ts';
+import type { ProvisioningTree, ReadResult, Requester } from '../../provisioning/tree.ts';
 import type { TenantRow } from '../../store/store.ts';
+import type { Tenant } from '../../domain/types.ts';
+import type { FileRef } from '../../provisioning/names.ts';
 import type { Candidate, DeviceAuthenticator } from './device-auth.ts';
 import type { TransferLimiter } from '../../firmware/limits.ts';
 import { serveBlob } from './ranges.ts';
@@ -41,17 +43,14 @@ const ADMIN_PREFIXES = ['/api/', '/healthz', '/readyz'];
 export function createDeviceHandler(deps: DeviceRoutesDeps): DeviceHandler {
   const { tree, auth, logger, clock } = deps;
   const access = deps.accessLogger ?? logger;
+  const requestLine = requestLogger(access);
   const failures = new FailureCounter(deps.maxAuthFailures ?? 30, (deps.authLockoutSeconds ?? 300) * 1000);
 
-  async function candidates(secrets: TenantRow, mac: string | null, username: string | undefined): Promise<Candidate[]> {
+  /** Who may sign in: the tenant's account (and its previous password in the grace period). */
+  function tenantCandidates(secrets: TenantRow): Candidate[] {
     const list: Candidate[] = [{ username: secrets.provisioning.username, password: secrets.provisioningPassword, who: 'tenant' }];
     if (secrets.previousPassword && secrets.previousValidUntil && secrets.previousValidUntil > clock.now().toISOString()) {
       list.push({ username: secrets.provisioning.username, password: secrets.previousPassword, who: 'tenant-previous' });
-    }
-    // A device's own credentials are looked up only when the phone presents another username.
-    if (mac && username && username !== secrets.provisioning.username) {
-      const own = await tree.deviceCredentials(secrets.id, mac);
-      if (own) list.push({ ...own, who: 'device' });
     }
     return list;
   }
@@ -66,31 +65,77 @@ export function createDeviceHandler(deps: DeviceRoutesDeps): DeviceHandler {
   const text = (res: ServerResponse, status: number, msg: string, extra: Record<string, string | string[]> = {}) =>
     send(res, status, { 'Content-Type': 'text/plain; charset=UTF-8', ...extra }, msg);
 
-  async function handle(req: IncomingMessage, res: ServerResponse, key: string, target: string, rawRest: string, ip: string): Promise<void> {
+  /** Names below a base, resolved once: phones ask for the same few names again and again. */
+  const names = new Map<string, { path: string; ref: FileRef | undefined } | null>();
+  function resolve(rawRest: string): { path: string; ref: FileRef | undefined } | null {
+    let hit = names.get(rawRest);
+    if (hit === undefined) {
+      const path = safeRelativePath(rawRest);
+      hit = path ? { path, ref: parseName(path) } : null;
+      if (names.size >= 50_000) names.clear();
+      names.set(rawRest, hit);
+    }
+    return hit;
+  }
+
+  /**
+   * One phone request. Synchronous for as long as everything it needs is in memory (the cached
+   * tenant, its credentials, the rendered file): a boot storm's requests never wait on a promise.
+   * Returns a promise only when it had to wait for the store, a render or a stream.
+   */
+  function handle(req: IncomingMessage, res: ServerResponse, key: string, target: string, rawRest: string, ip: string): void | Promise<void> {
     const method = req.method ?? 'GET';
     if (method !== 'GET' && method !== 'HEAD' && method !== 'PUT') return text(res, 405, 'Method Not Allowed', { Allow: 'GET, HEAD, PUT' });
-    const found = await tree.tenantByKey(key);
+    const cached = tree.tenantByKeyCached(key);
+    if (cached === undefined) return tree.tenantByKey(key).then((found) => forTenant(req, res, method, found, target, rawRest, ip));
+    return forTenant(req, res, method, cached ?? undefined, target, rawRest, ip);
+  }
+
+  function forTenant(req: IncomingMessage, res: ServerResponse, method: string, found: { tenant: Tenant; secrets: TenantRow } | undefined, target: string, rawRest: string, ip: string): void | Promise<void> {
     if (!found) return text(res, 404, 'Not Found');
-    const path = safeRelativePath(rawRest);
-    if (!path) return text(res, 404, 'Not Found');
+    const name = resolve(rawRest);
+    if (!name) return text(res, 404, 'Not Found');
 
     const now = clock.now().getTime();
     const blocked = failures.blockedFor(ip, now);
     if (blocked > 0) return text(res, 429, 'Too Many Requests', { 'Retry-After': String(Math.ceil(blocked / 1000)) });
 
+    const header = req.headers.authorization;
+    const mac = name.ref ? macOf(name.ref) : null;
+    const candidates = tenantCandidates(found.secrets);
+    // A device's own credentials are looked up only when the phone presents another username.
+    const presented = header ? (/username="([^"]{0,100})"/.exec(header)?.[1] ?? basicUser(header)) : undefined;
+    if (mac && presented !== undefined && presented !== found.secrets.provisioning.username) {
+      return tree.deviceCredentials(found.secrets.id, mac).then((own) => {
+        if (own) candidates.push({ ...own, who: 'device' });
+        return authorized(req, res, method, found, name, mac, candidates, target, ip, now);
+      });
+    }
+    return authorized(req, res, method, found, name, mac, candidates, target, ip, now);
+  }
+
+  function authorized(
+    req: IncomingMessage,
+    res: ServerResponse,
+    method: string,
+    found: { tenant: Tenant; secrets: TenantRow },
+    name: { path: string; ref: FileRef | undefined },
+    mac: string | null,
+    candidates: Candidate[],
+    target: string,
+    ip: string,
+    now: number,
+  ): void | Promise<void> {
     const secure = !!(req.socket as TLSSocket).encrypted;
     const allowBasic = secure || found.tenant.settings.allowBasicOverHttp;
     const header = req.headers.authorization;
-    const ref = parseName(path);
-    const mac = ref ? macOf(ref) : null;
-    const presented = header ? (/username="([^"]{0,100})"/.exec(header)?.[1] ?? basicUser(header)) : undefined;
-    const outcome = auth.verify(header, method, target, await candidates(found.secrets, mac, presented), allowBasic);
+    const outcome = auth.verify(header, method, target, candidates, allowBasic);
     if (!outcome.ok) {
       if (header) {
         failures.fail(ip, now);
         // One line per failure, with the source address first-class (fail2ban-friendly).
         logger.warn(
-          { event: 'provisioning_auth_failed', ip, tenant: found.tenant.slug, user: outcome.username?.slice(0, 64) ?? null, reason: outcome.reason, path: path.slice(0, 100) },
+          { event: 'provisioning_auth_failed', ip, tenant: found.tenant.slug, user: outcome.username?.slice(0, 64) ?? null, reason: outcome.reason, path: name.path.slice(0, 100) },
           `provisioning auth failed from ${ip}`,
         );
       }
@@ -107,35 +152,40 @@ export function createDeviceHandler(deps: DeviceRoutesDeps): DeviceHandler {
       auth: outcome.who === 'device' && mac ? { kind: 'device', mac } : { kind: 'tenant' },
     };
 
-    if (method === 'PUT') return put(req, res, requester, path);
+    if (method === 'PUT') return put(req, res, requester, name.path);
+    const quick = name.ref ? tree.readFromMemory(requester, name.ref) : { kind: 'not_found' as const };
+    if (quick) return answer(req, res, method, requester, name.path, quick);
+    return tree.read(requester, name.path, name.ref).then((r) => answer(req, res, method, requester, name.path, r));
+  }
 
-    const r = await tree.read(requester, path);
+  function answer(req: IncomingMessage, res: ServerResponse, method: string, requester: Requester, path: string, r: ReadResult): void | Promise<void> {
     if (r.kind === 'not_found') return text(res, 404, 'Not Found');
     if (r.kind === 'unavailable') return text(res, 503, 'Service Unavailable', { 'Retry-After': String(r.retryAfterSeconds) });
-    if (r.kind === 'blob') {
-      // Storm control: HEAD and conditional requests cost nothing; downloads take a slot.
-      const limiter = deps.firmwareLimiter;
-      const release = limiter && method === 'GET' ? limiter.acquire(await tree.siteForAddress(found.tenant.id, ip)) : () => undefined;
-      if (!release) {
-        access.info({ ip, tenant: found.tenant.slug, path, status: 503 }, 'firmware download deferred: transfer cap reached');
-        return text(res, 503, 'Service Unavailable', { 'Retry-After': String((limiter as TransferLimiter).retryAfterSeconds()) });
-      }
-      res.once('close', release);
-      try {
-        await serveBlob(req, res, r);
-      } catch {
-        res.destroy(); // the phone went away mid-download
-      } finally {
-        release();
-      }
-      return;
-    }
+    if (r.kind === 'blob') return download(req, res, method, requester, path, r);
     const headers: Record<string, string> = { ETag: r.etag, 'Content-Type': r.contentType, 'Cache-Control': 'no-cache' };
     const inm = req.headers['if-none-match'];
     if (inm && inm.split(',').some((t) => t.trim() === r.etag || t.trim() === '*')) return send(res, 304, headers);
     headers['Content-Length'] = String(r.body.length);
     if (method === 'HEAD') return send(res, 200, headers);
     return send(res, 200, headers, r.body);
+  }
+
+  async function download(req: IncomingMessage, res: ServerResponse, method: string, requester: Requester, path: string, r: Extract<ReadResult, { kind: 'blob' }>): Promise<void> {
+    // Storm control: HEAD and conditional requests cost nothing; downloads take a slot.
+    const limiter = deps.firmwareLimiter;
+    const release = limiter && method === 'GET' ? limiter.acquire(await tree.siteForAddress(requester.tenant.id, requester.ip)) : () => undefined;
+    if (!release) {
+      access.info({ ip: requester.ip, tenant: requester.tenant.slug, path, status: 503 }, 'firmware download deferred: transfer cap reached');
+      return text(res, 503, 'Service Unavailable', { 'Retry-After': String((limiter as TransferLimiter).retryAfterSeconds()) });
+    }
+    res.once('close', release);
+    try {
+      await serveBlob(req, res, r);
+    } catch {
+      res.destroy(); // the phone went away mid-download
+    } finally {
+      release();
+    }
   }
 
   async function put(req: IncomingMessage, res: ServerResponse, requester: Requester, path: string): Promise<void> {
@@ -192,22 +242,24 @@ export function createDeviceHandler(deps: DeviceRoutesDeps): DeviceHandler {
     res.setHeader('X-Request-Id', requestId);
     const raw = req.socket.remoteAddress ?? '';
     const ip = raw.startsWith('::ffff:') ? raw.slice(7) : raw;
-    const work = (async () => {
-      const k = key ?? (await pending);
-      if (!k) return text(res, 404, 'Not Found');
-      await handle(req, res, k, target, rest, ip);
-    })();
-    work
-      .catch((err: unknown) => {
-        logger.error({ err, reqId: requestId }, 'unhandled error on the phone path');
-        if (!res.headersSent) text(res, 500, 'Internal Server Error');
-        else res.destroy();
-      })
-      .finally(() => {
-        if (access.isLevelEnabled('info')) {
-          access.info({ reqId: requestId, method: req.method, path: pathPart, status: res.statusCode, ms: Math.round((performance.now() - started) * 10) / 10, ip }, 'request');
-        }
-      });
+    const finish = () => {
+      if (requestLine.enabled()) {
+        requestLine.write({ reqId: requestId, method: req.method ?? '', path: pathPart, status: res.statusCode, ms: Math.round((performance.now() - started) * 10) / 10, ip });
+      }
+    };
+    const failed = (err: unknown) => {
+      logger.error({ err, reqId: requestId }, 'unhandled error on the phone path');
+      if (!res.headersSent) text(res, 500, 'Internal Server Error');
+      else res.destroy();
+    };
+    let out: void | Promise<void> = undefined;
+    try {
+      out = key !== undefined ? handle(req, res, key, target, rest, ip) : (pending as Promise<string | undefined>).then((k) => (k ? handle(req, res, k, target, rest, ip) : text(res, 404, 'Not Found')));
+    } catch (err) {
+      failed(err);
+    }
+    if (out) out.catch(failed).finally(finish);
+    else finish();
     return true;
   };
 }
