@@ -137,19 +137,27 @@ async function main(): Promise<void> {
   };
 
   const auth = { Authorization: basic };
+  const peaks: Array<[string, number]> = [];
+  const notePeak = async (phase: string) => {
+    peaks.push([phase, peakRssMb(await serverPid(srv.child))]);
+    process.stdout.write(`  peak RSS of edgeprov after ${phase}: ${peaks[peaks.length - 1]?.[1]} MB\n`);
+  };
+  await notePeak('seeding and the first fetch of every file');
   await measure('HTTP keep-alive', 'edgeprov', `http://127.0.0.1:${srv.http}`, { headers: auth });
   await measure('HTTP keep-alive', 'bare node:http', `http://127.0.0.1:${bare.port}`, { paths: ['/x'] });
   await measure('HTTP keep-alive', 'nginx static', 'http://127.0.0.1:18481');
   await measure('HTTPS keep-alive', 'edgeprov', `https://127.0.0.1:${srv.https}`, { headers: auth });
   await measure('HTTPS keep-alive', 'nginx static', 'https://127.0.0.1:18482');
+  await notePeak('the keep-alive runs');
   const close = { Connection: 'close' };
   await measure('HTTPS new conn (ECDSA)', 'edgeprov', `https://127.0.0.1:${srv.https}`, { headers: { ...auth, ...close }, connections: 32 });
   await measure('HTTPS new conn (ECDSA)', 'nginx static', 'https://127.0.0.1:18482', { headers: close, connections: 32 });
-  const rssAfterWrk = peakRssMb(await serverPid(srv.child));
+  await notePeak('the new-connection runs');
 
   // Full phone boots: the simulator with Digest, every file, optional probes and log uploads.
   const storm = await simulatorStorm(`https://127.0.0.1:${srv.https}${base}`, prov.username, prov.password, caPem);
-  const rss = Math.max(rssAfterWrk, peakRssMb(await serverPid(srv.child)));
+  await notePeak('the phone simulator storm');
+  const rss = Math.max(...peaks.map(([, mb]) => mb));
   await stop(srv.child);
 
   // RSA only: the same server with just the RSA certificate.

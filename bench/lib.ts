@@ -36,7 +36,7 @@ export function buildOnce(): void {
 }
 
 /** Node's flags for the server, the same as `npm start` (package.json) and the container's entry point. */
-export const SERVER_NODE_FLAGS = ['--max-semi-space-size=8'];
+export const SERVER_NODE_FLAGS = ['--max-semi-space-size=8', '--heap-growing-percent=50'];
 
 /** The server's entry point as `npm start` runs it: the compiled dist/main.js, built from the current sources. */
 export function serverEntry(): string {
