@@ -228,7 +228,12 @@ export async function startEdgeprovBench(core: number, dataDir: string, extra: s
   const p = await startPinned(
     core,
     process.execPath,
-    [...SERVER_NODE_FLAGS, serverEntry(), 'serve', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '0', '--tftp-port', '0', '--public-hosts', '127.0.0.1', '--backup-enabled', 'false', ...extra],
+    [
+      ...SERVER_NODE_FLAGS,
+      // BENCH_PROF=DIR writes a V8 CPU profile of the server there (open it in Chrome DevTools).
+      ...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : []),
+      serverEntry(), 'serve', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '0', '--tftp-port', '0', '--public-hosts', '127.0.0.1', '--backup-enabled', 'false', ...extra,
+    ],
     // TFTP starts last: once it speaks, every listener has.
     /TFTP listening/,
     env,

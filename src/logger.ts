@@ -62,8 +62,8 @@ export interface RequestFields {
  * The phone path's access line, `{"level":30,"time":…,<bindings>,"reqId":…,"msg":"request"}`, the
  * same line pino writes, serialised by hand straight into the logger's destination: a boot storm
  * writes tens of thousands a second, and pino's generic serialiser, a new ISO time string per line
- * and a destination write per line were a tenth of the work per request. The lines of one turn of
- * the event loop are written together at its end. Loggers without a reachable destination get `info`.
+ * and a destination write per line were a tenth of the work per request. Lines are written in
+ * batches (16 KB, or 20 ms after the first). Loggers without a reachable destination get `info`.
  */
 export function requestLogger(logger: Logger): { enabled(): boolean; write(f: RequestFields): void } {
   const raw = logger as unknown as Record<symbol, unknown>;
@@ -76,12 +76,17 @@ export function requestLogger(logger: Logger): { enabled(): boolean; write(f: Re
   }
   let lastMs = 0;
   let lastTime = '';
-  // The lines of one event-loop turn go to the destination in one write, at the end of the turn.
+  // Lines go to the destination together: every 16 KB, and at most 20 ms after the first of a batch.
   let batch: string[] = [];
+  let bytes = 0;
+  let timer: NodeJS.Timeout | undefined;
   const flush = () => {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
     const lines = batch;
     batch = [];
-    stream.write(lines.join(''));
+    bytes = 0;
+    if (lines.length) stream.write(lines.join(''));
   };
   return {
     enabled,
@@ -93,10 +98,12 @@ export function requestLogger(logger: Logger): { enabled(): boolean; write(f: Re
       }
       // reqId is checked against [A-Za-z0-9._-] and ip comes from the socket; method and path are
       // the client's and are quoted by JSON.stringify.
-      if (batch.length === 0) setImmediate(flush);
-      batch.push(
-        `{"level":${level},"time":"${lastTime}"${bindings},"reqId":"${f.reqId}","method":${JSON.stringify(f.method)},"path":${JSON.stringify(f.path)},"status":${f.status},"ms":${f.ms},"ip":"${f.ip}","msg":"request"}\n`,
-      );
+      const line = `{"level":${level},"time":"${lastTime}"${bindings},"reqId":"${f.reqId}","method":${JSON.stringify(f.method)},"path":${JSON.stringify(f.path)},"status":${f.status},"ms":${f.ms},"ip":"${f.ip}","msg":"request"}\n`;
+      batch.push(line);
+      bytes += line.length;
+      // Not unref'd: a pending batch keeps the process up for those few milliseconds, so no line is lost.
+      if (bytes >= 16_384) flush();
+      else timer ??= setTimeout(flush, 20);
     },
   };
 }

@@ -46,6 +46,24 @@ export function parseDigestParams(s: string): Map<string, string> | undefined {
   return last >= s.trimEnd().length ? out : undefined;
 }
 
+/**
+ * The username and password of a Basic header (RFC 7617), or `undefined` when it is not one. Phones
+ * send the same header on every request: decoded ones are remembered (bounded).
+ */
+export function basicCredentials(header: string): { username: string; password: string } | undefined {
+  let hit = BASIC.get(header);
+  if (hit === undefined) {
+    const m = /^Basic\s+([A-Za-z0-9+/=]{1,1024})$/i.exec(header);
+    const decoded = m?.[1] ? Buffer.from(m[1], 'base64').toString('utf8') : '';
+    const colon = decoded.indexOf(':');
+    hit = colon < 0 ? null : { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+    if (BASIC.size >= 10_000) BASIC.clear();
+    BASIC.set(header, hit);
+  }
+  return hit ?? undefined;
+}
+const BASIC = new Map<string, { username: string; password: string } | null>();
+
 export interface DeviceAuthOptions {
   clock: Clock;
   /** How long a nonce is good for. @default 300 */
@@ -100,16 +118,9 @@ export class DeviceAuthenticator {
     const rest = space < 0 ? '' : header.slice(space + 1).trim();
     if (scheme === 'basic') {
       if (!allowBasic) return { ok: false, reason: 'Basic is not accepted over plain HTTP for this tenant' };
-      let decoded: string;
-      try {
-        decoded = Buffer.from(rest, 'base64').toString('utf8');
-      } catch {
-        return { ok: false, reason: 'malformed Basic credentials' };
-      }
-      const colon = decoded.indexOf(':');
-      if (colon < 0 || rest.length > 1024) return { ok: false, reason: 'malformed Basic credentials' };
-      const username = decoded.slice(0, colon);
-      const password = decoded.slice(colon + 1);
+      const pair = basicCredentials(header);
+      if (!pair) return { ok: false, reason: 'malformed Basic credentials' };
+      const { username, password } = pair;
       // Compare against every candidate so timing does not tell which usernames exist.
       let hit: Candidate | undefined;
       for (const c of candidates) if (safeEqual(c.username, username) && safeEqual(c.password, password) && !hit) hit = c;

@@ -9,7 +9,7 @@ import type { ProvisioningTree, ReadResult, Requester } from '../../provisioning
 import type { TenantRow } from '../../store/store.ts';
 import type { Tenant } from '../../domain/types.ts';
 import type { FileRef } from '../../provisioning/names.ts';
-import type { Candidate, DeviceAuthenticator } from './device-auth.ts';
+import { basicCredentials, type Candidate, type DeviceAuthenticator } from './device-auth.ts';
 import type { TransferLimiter } from '../../firmware/limits.ts';
 import { serveBlob } from './ranges.ts';
 
@@ -55,12 +55,19 @@ export function createDeviceHandler(deps: DeviceRoutesDeps): DeviceHandler {
     return list;
   }
 
+  /**
+   * Every answer but a firmware stream. The request id travels in the same header object: one set
+   * before `writeHead` would send Node down its slower path, which checks each header again.
+   */
   function send(res: ServerResponse, status: number, headers: Record<string, string | string[]>, body?: Buffer | string): void {
     const b = body === undefined ? undefined : typeof body === 'string' ? Buffer.from(body) : body;
     if (b !== undefined && headers['Content-Length'] === undefined) headers['Content-Length'] = String(b.length);
+    const id = requestIds.get(res);
+    if (id !== undefined) headers['X-Request-Id'] = id;
     res.writeHead(status, headers);
     res.end(b);
   }
+  const requestIds = new WeakMap<ServerResponse, string>();
 
   const text = (res: ServerResponse, status: number, msg: string, extra: Record<string, string | string[]> = {}) =>
     send(res, status, { 'Content-Type': 'text/plain; charset=UTF-8', ...extra }, msg);
@@ -104,7 +111,7 @@ export function createDeviceHandler(deps: DeviceRoutesDeps): DeviceHandler {
     const mac = name.ref ? macOf(name.ref) : null;
     const candidates = tenantCandidates(found.secrets);
     // A device's own credentials are looked up only when the phone presents another username.
-    const presented = header ? (/username="([^"]{0,100})"/.exec(header)?.[1] ?? basicUser(header)) : undefined;
+    const presented = header ? (/username="([^"]{0,100})"/.exec(header)?.[1] ?? basicCredentials(header)?.username) : undefined;
     if (mac && presented !== undefined && presented !== found.secrets.provisioning.username) {
       return tree.deviceCredentials(found.secrets.id, mac).then((own) => {
         if (own) candidates.push({ ...own, who: 'device' });
@@ -179,6 +186,8 @@ export function createDeviceHandler(deps: DeviceRoutesDeps): DeviceHandler {
       return text(res, 503, 'Service Unavailable', { 'Retry-After': String((limiter as TransferLimiter).retryAfterSeconds()) });
     }
     res.once('close', release);
+    const id = requestIds.get(res);
+    if (id !== undefined) res.setHeader('X-Request-Id', id);
     try {
       await serveBlob(req, res, r);
     } catch {
@@ -239,7 +248,7 @@ export function createDeviceHandler(deps: DeviceRoutesDeps): DeviceHandler {
     const started = performance.now();
     const given = req.headers['x-request-id'];
     const requestId = typeof given === 'string' && /^[A-Za-z0-9._-]{1,100}$/.test(given) ? given : `${idPrefix}-${(++idCounter).toString(36)}`;
-    res.setHeader('X-Request-Id', requestId);
+    requestIds.set(res, requestId);
     const raw = req.socket.remoteAddress ?? '';
     const ip = raw.startsWith('::ffff:') ? raw.slice(7) : raw;
     const finish = () => {
@@ -262,14 +271,6 @@ export function createDeviceHandler(deps: DeviceRoutesDeps): DeviceHandler {
     else finish();
     return true;
   };
-}
-
-function basicUser(header: string): string | undefined {
-  const m = /^Basic\s+([A-Za-z0-9+/=]{1,1024})$/i.exec(header);
-  if (!m?.[1]) return undefined;
-  const d = Buffer.from(m[1], 'base64').toString('utf8');
-  const i = d.indexOf(':');
-  return i < 0 ? undefined : d.slice(0, i);
 }
 
 /** The request body, or `undefined` once it passes `max` bytes (reading stops there). */
