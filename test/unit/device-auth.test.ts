@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ManualClock } from '../../src/clock.ts';
-import { DeviceAuthenticator, digestAuthorization, parseDigestParams } from '../../src/server/http/device-auth.ts';
+import { DeviceAuthenticator, digestAuthorization, parseDigestParams, safeEqual } from '../../src/server/http/device-auth.ts';
 
 const clock = new ManualClock('2026-06-01T00:00:00Z');
 const auth = new DeviceAuthenticator({ clock, nonceTtlSeconds: 300 });
@@ -31,6 +31,18 @@ test('Basic only where allowed; malformed headers are refusals, not errors', () 
     assert.is(auth.verify(bad, 'GET', '/', cands, true).ok, false, bad.slice(0, 30));
   }
   assert.is(parseDigestParams('a="b\\"c", d=e')?.get('a'), 'b"c');
+});
+
+
+test('credential comparison: equal only for the same characters, whatever the lengths', () => {
+  assert.ok(safeEqual('', ''));
+  assert.ok(safeEqual('pässwörd✓', 'pässwörd✓'));
+  assert.not.ok(safeEqual('password', 'passwore'));
+  assert.not.ok(safeEqual('password', 'password '));
+  assert.not.ok(safeEqual('a', ''));
+  // Characters whose low bits match must not compare equal.
+  assert.not.ok(safeEqual('\u0141', 'A'));
+  assert.not.ok(safeEqual('\u0100', '\u0000'));
 });
 
 test.run();
