@@ -35,8 +35,12 @@ export function buildOnce(): void {
   builtAlready = true;
 }
 
-/** Node's flags for the server, the same as `npm start` (package.json) and the container's entry point. */
-export const SERVER_NODE_FLAGS = ['--max-semi-space-size=8', '--heap-growing-percent=50'];
+/**
+ * Node's flags for the server, the same as `npm start` (package.json) and the container's entry
+ * point; BENCH_NODE_FLAGS replaces them to compare others ("" for none).
+ */
+export const SERVER_NODE_FLAGS =
+  process.env.BENCH_NODE_FLAGS !== undefined ? process.env.BENCH_NODE_FLAGS.split(' ').filter(Boolean) : ['--max-semi-space-size=8', '--heap-growing-percent=50'];
 
 /** The server's entry point as `npm start` runs it: the compiled dist/main.js, built from the current sources. */
 export function serverEntry(): string {
