@@ -24,6 +24,38 @@ async function edgeprov(args: string[], extraEnv: Record<string, string> = {}) {
   }
 }
 
+/** `serve` from `entry` on a fresh data dir with a first administrator; resolves once HTTP listens. */
+async function startServe(entry: string, admin: { email: string; password: string }) {
+  const { spawn } = await import('node:child_process');
+  const dir = tempDir();
+  const child = spawn(process.execPath, [entry, 'serve', '--data-dir', dir, '--host', '127.0.0.1', '--http-port', '0', '--https-enabled', 'false'], {
+    cwd: root,
+    env: { ...env, EDGEPROV_INIT_EMAIL: admin.email, EDGEPROV_INIT_PASSWORD: admin.password },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout.on('data', (b: Buffer) => {
+      out += b.toString();
+      const m = out.match(/"port":(\d+)\},"msg":"HTTP listening"/);
+      if (m?.[1]) resolve(Number(m[1]));
+    });
+    child.stderr.on('data', (b: Buffer) => (out += b.toString()));
+    child.once('exit', (code) => reject(new Error(`exited ${code}: ${out}`)));
+  });
+  return {
+    port,
+    /** SIGTERM; resolves with the exit code, the data dir removed. */
+    async stop(): Promise<number | null> {
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      child.kill('SIGTERM');
+      const code = await exited;
+      rmSync(dir, { recursive: true, force: true });
+      return code;
+    },
+  };
+}
+
 test.after(() => rmSync(dataDir, { recursive: true, force: true }));
 
 test('npx edgeprov init creates the first system administrator, then refuses', async () => {
@@ -75,22 +107,7 @@ test('an invalid configuration stops with every problem listed', async () => {
 });
 
 test('serve starts, answers /healthz, and exits cleanly on SIGTERM', async () => {
-  const { spawn } = await import('node:child_process');
-  const d = tempDir();
-  const child = spawn(process.execPath, ['bin/edgeprov.js', 'serve', '--data-dir', d, '--host', '127.0.0.1', '--http-port', '0', '--https-enabled', 'false'], {
-    cwd: root,
-    env: { ...env, EDGEPROV_INIT_EMAIL: 'boot@example.com', EDGEPROV_INIT_PASSWORD: 'a long boot password' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stdout.on('data', (b: Buffer) => {
-      out += b.toString();
-      const m = out.match(/"port":(\d+)\},"msg":"HTTP listening"/);
-      if (m?.[1]) resolve(Number(m[1]));
-    });
-    child.once('exit', (code) => reject(new Error(`exited ${code}: ${out}`)));
-  });
+  const { port, stop } = await startServe('bin/edgeprov.js', { email: 'boot@example.com', password: 'a long boot password' });
   const health = await fetch(`http://127.0.0.1:${port}/healthz`);
   assert.is(health.status, 200);
   const token = await fetch(`http://127.0.0.1:${port}/api/v1/auth/token`, {
@@ -99,10 +116,7 @@ test('serve starts, answers /healthz, and exits cleanly on SIGTERM', async () =>
     body: JSON.stringify({ email: 'boot@example.com', password: 'a long boot password' }),
   });
   assert.is(token.status, 200, 'first admin from EDGEPROV_INIT_* variables');
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  child.kill('SIGTERM');
-  assert.is(await exited, 0);
-  rmSync(d, { recursive: true, force: true });
+  assert.is(await stop(), 0);
 });
 
 test('data survives a restart (a real SQLite file in WAL mode)', async () => {
@@ -123,28 +137,11 @@ test('data survives a restart (a real SQLite file in WAL mode)', async () => {
   }
 });
 
-test.run();
 
 test('the compiled build (what npm start runs) serves phones and the admin API from dist/', async () => {
   await run(process.execPath, ['scripts/build.mjs'], { cwd: root });
-  const { spawn } = await import('node:child_process');
-  const d = tempDir();
-  const child = spawn(process.execPath, ['dist/main.js', 'serve', '--data-dir', d, '--host', '127.0.0.1', '--http-port', '0', '--https-enabled', 'false'], {
-    cwd: root,
-    // The first administrator's password goes through the policy, which reads its word list next to the code.
-    env: { ...env, EDGEPROV_INIT_EMAIL: 'dist@example.com', EDGEPROV_INIT_PASSWORD: 'a long dist password' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stdout.on('data', (b: Buffer) => {
-      out += b.toString();
-      const m = out.match(/"port":(\d+)\},"msg":"HTTP listening"/);
-      if (m?.[1]) resolve(Number(m[1]));
-    });
-    child.stderr.on('data', (b: Buffer) => (out += b.toString()));
-    child.once('exit', (code) => reject(new Error(`exited ${code}: ${out}`)));
-  });
+  // The first administrator's password goes through the policy, which reads its word list next to the code.
+  const { port, stop } = await startServe('dist/main.js', { email: 'dist@example.com', password: 'a long dist password' });
   try {
     const api = `http://127.0.0.1:${port}/api/v1`;
     const call = async (method: string, path: string, token?: string, body?: unknown) => {
@@ -164,9 +161,8 @@ test('the compiled build (what npm start runs) serves phones and the admin API f
     const master = await fetch(`http://127.0.0.1:${port}/p/${tenant.provisioning.key}/0004f2000001.cfg`, { headers: { authorization: basic } });
     assert.match(await master.text(), /CONFIG_FILES="0004f2000001-device\.cfg, defaults\.cfg"/);
   } finally {
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    child.kill('SIGTERM');
-    assert.is(await exited, 0);
-    rmSync(d, { recursive: true, force: true });
+    assert.is(await stop(), 0);
   }
 });
+
+test.run();
