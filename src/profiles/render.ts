@@ -87,6 +87,7 @@ const DECLARATION = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n';
  * tab, line feed and carriage return, lone surrogates, U+FFFE and U+FFFF.
  */
 const NOT_XML = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const NOT_XML_ALL = new RegExp(NOT_XML.source, 'g');
 const ATTR_SPECIAL = /[&<>"'\t\n\r]/g;
 /** Any character that is escaped or refused: one quick test clears most values. */
 const MAY_NEED_ESCAPE = /[\u0000-\u001F&<>"'\uD800-\uDFFF\uFFFE\uFFFF]/;
@@ -117,7 +118,7 @@ export function xmlAttr(value: string): string {
  */
 export function polycomXml(params: Record<string, string>, comment?: string): string {
   let out = DECLARATION;
-  if (comment) out += `<!-- ${comment.replace(/--/g, '- -')} -->\n`;
+  if (comment) out += `<!-- ${comment.replace(NOT_XML_ALL, '?').replace(/--/g, '- -').replace(/-$/, '- ')} -->\n`;
   out += '<polycomConfig';
   for (const k of Object.keys(params).sort()) {
     if (!PARAM_NAME.test(k)) throw new Error(`"${k.slice(0, 200)}" is not a parameter name`);

@@ -73,6 +73,11 @@ test('profiles export as JSON that imports back, and as the Polycom XML they pro
   assert.is((await api('POST', `${T}/profiles`, { ...j.body, name: 'Imported' })).status, 201);
   const x = await s.call('GET', `/api/v1${T}/profiles/${p.id}/export?format=xml`, { token: admin });
   assert.match(String(x.body), /<polycomConfig\n  prov\.polling\.enabled="1"\n  reg\.1\.label="A &amp; &lt;B&gt;"\/>/);
+  // A value XML cannot carry: a clear refusal naming it, never a broken file.
+  const bad = (await api('POST', `${T}/profiles`, { name: 'Bell \u0007 --', params: { 'up.welcome': 'ding\u0007' } })).body;
+  const refused = await s.call('GET', `/api/v1${T}/profiles/${bad.id}/export?format=xml`, { token: admin });
+  assert.is(refused.status, 400, JSON.stringify(refused.body));
+  assert.match(JSON.stringify(refused.body), /params\.up\.welcome.*U\+0007/);
 });
 
 test('bad files: unknown or missing columns, unreadable CSV, wrong media type, oversize', async () => {

@@ -54,6 +54,8 @@ test('a value XML cannot carry fails the render with its name; never a broken fi
     assert.match((err as RenderError).problems[0] ?? '', /my\.param .*U\+0001/);
   }
   assert.throws(() => polycomXml({ 'a.b': '\ud800' }), /U\+D800/);
+  // A comment (a profile's name) cannot break the file either.
+  assert.is(XMLValidator.validate(polycomXml({ 'a.b': 'x' }, 'Bell \u0007 -- name -')), true);
   assert.throws(() => polycomXml({ 'a b': 'x' }), /not a parameter name/);
 });
 

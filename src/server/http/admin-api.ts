@@ -23,7 +23,7 @@ import {
   zodIssues,
 } from '../../domain/schemas.ts';
 import { DEVICE_STATES } from '../../domain/types.ts';
-import { polycomXml } from '../../profiles/render.ts';
+import { notXmlText, polycomXml } from '../../profiles/render.ts';
 import { MAX_CSV_BYTES, csvHeader, csvRows, importDevicesCsv } from '../../domain/portability.ts';
 import { AppError, invalid, notFound } from '../../errors.ts';
 import { bodyLimit } from 'hono/body-limit';
@@ -1100,6 +1100,11 @@ export function createAdminApi(deps: AdminApiDeps): OpenAPIHono<HttpEnv> {
       const profile = await inventory.getProfile(p.tenantId, p.profileId);
       const file = profile.name.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 80) || 'profile';
       if (c.req.valid('query').format === 'xml') {
+        const unfit = Object.entries(profile.params).flatMap(([name, value]) => {
+          const why = notXmlText(value);
+          return why ? [{ path: `params.${name}`, message: why }] : [];
+        });
+        if (unfit.length) throw new AppError('validation_failed', 'the profile has values XML cannot carry', { details: unfit });
         return c.body(polycomXml(profile.params, `edgeprov profile "${profile.name}"`), 200, {
           'Content-Type': 'application/xml; charset=utf-8',
           'Content-Disposition': `attachment; filename="${file}.cfg"`,
