@@ -7,12 +7,11 @@
  * `apt-get install nginx wrk`.
  */
 import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:http';
 import { join, dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { coldRender } from './render-lib.ts';
 import { bootPhone, keepAliveAgent } from '../src/sim/phone.ts';
-import { SERVER_NODE_FLAGS, type WrkResult, json, nginxConfig, serverEntry, peakRssMb, ratio, requireTool, root, run, serverPid, startPinned, stop, table, tempDir, waitForPort, wrk } from './lib.ts';
+import { type WrkResult, json, nginxConfig, peakRssMb, ratio, requireTool, run, startEdgeprovBench, startPinned, stop, table, tempDir, waitForPort, wrk } from './lib.ts';
 
 const arg = (name: string, def: number): number => {
   const i = process.argv.indexOf(`--${name}`);
@@ -31,34 +30,13 @@ requireTool('taskset', 'apt-get install util-linux');
 
 const work = tempDir('edgeprov-bench-');
 const dataDir = join(work, 'data');
-const env = { ...process.env, EDGEPROV_LOG_LEVEL: 'warn', EDGEPROV_DATA_DIR: dataDir };
 const mac = (i: number) => `0004f2${i.toString(16).padStart(6, '0')}`;
-
-async function startEdgeprov(extra: string[] = []) {
-  const p = await startPinned(
-    SERVER_CORE,
-    process.execPath,
-    [
-      ...SERVER_NODE_FLAGS,
-      // BENCH_PROF=DIR writes a V8 CPU profile of the server there (open it in Chrome DevTools).
-      ...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : []),
-      serverEntry(), 'serve', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '0', '--tftp-port', '0', '--public-hosts', '127.0.0.1', '--log-level', 'info', ...extra,
-    ],
-    /HTTPS listening/,
-    env,
-  );
-  const ports = [...p.output().matchAll(/"port":(\d+)\},"msg":"(HTTPS?) listening"/g)];
-  const http = Number(ports.find((m) => m[2] === 'HTTP')?.[1]);
-  const https = Number(ports.find((m) => m[2] === 'HTTPS')?.[1]);
-  return { ...p, http, https };
-}
 
 async function main(): Promise<void> {
   process.stdout.write(`boot-storm: ${PHONES} phones, ${STORED} devices stored, ${ROUNDS} rounds of ${SECONDS}s per wrk run; server on core ${SERVER_CORE}, clients on core ${CLIENT_CORE}\n`);
-  await run(process.execPath, [serverEntry(), 'init', '--email', 'bench@example.com', '--password', 'benchmark password'], { env });
-  const srv = await startEdgeprov();
+  const srv = await startEdgeprovBench(SERVER_CORE, dataDir);
   const api = `http://127.0.0.1:${srv.http}/api/v1`;
-  const token = (await json('POST', `${api}/auth/token`, undefined, { email: 'bench@example.com', password: 'benchmark password' })).token as string;
+  const token = srv.token;
   const tenant = await json('POST', `${api}/tenants`, token, { name: 'Bench', settings: { allowBasicOverHttp: true } });
   const T = `${api}/tenants/${tenant.id}`;
   const site = await json('POST', `${T}/sites`, token, { name: 'HQ', subnets: ['10.0.0.0/8'], timeZone: 'Europe/Berlin', sip: { server: 'pbx.example.com' }, ntp: { server: 'ntp.example.com' } });
@@ -131,7 +109,7 @@ async function main(): Promise<void> {
   // The same server with just the RSA certificate, on the same data, beside the first one (idle
   // while the other is measured), its render cache warmed the same way, so the two certificate
   // types are compared on handshakes alone and in the same rounds.
-  const rsa = await startEdgeprov(['--https-cert-file', join(tlsDir, 'server-rsa.crt'), '--https-key-file', join(tlsDir, 'server-rsa.key')]);
+  const rsa = await startEdgeprovBench(SERVER_CORE, dataDir, ['--https-cert-file', join(tlsDir, 'server-rsa.crt'), '--https-key-file', join(tlsDir, 'server-rsa.key')]);
   const warm = async (p: string) => {
     const res = await fetch(`http://127.0.0.1:${rsa.http}${p}`, { headers: { authorization: basic } });
     await res.arrayBuffer();
@@ -143,7 +121,7 @@ async function main(): Promise<void> {
   const close = { Connection: 'close' };
   const peaks: Array<[string, number]> = [];
   const notePeak = async (phase: string) => {
-    peaks.push([phase, peakRssMb(await serverPid(srv.child))]);
+    peaks.push([phase, peakRssMb(srv.pid)]);
     process.stdout.write(`  peak RSS of edgeprov after ${phase}: ${peaks[peaks.length - 1]?.[1]} MB\n`);
   };
   await notePeak('seeding and the first fetch of every file');
