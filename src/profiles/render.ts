@@ -28,8 +28,6 @@ export interface RenderInput {
   /** Every profile the tenant, site, groups and device refer to, by id. */
   profiles: ReadonlyMap<string, Profile>;
   server: ServerInfo;
-  /** The tenant's shared defaults.cfg, when the caller has it cached already. */
-  defaultsXml?: string;
 }
 
 export interface ExplainEntry {
@@ -354,7 +352,7 @@ export function renderDevice(input: RenderInput, catalogue: ParamCatalogue): Dev
     if (w.layer.kind !== 'defaults') xml += `\n  ${names[i] as string}="${xmlAttr(w.value)}"`;
   }
   xml += '/>\n';
-  const defaults = input.defaultsXml ?? renderDefaults(input.tenant, input.server);
+  const defaults = renderDefaults(input.tenant, input.server);
   const files = [
     { name: deviceFile, body: xml, contentType: 'application/xml' },
     { name: DEFAULTS_FILE, body: defaults, contentType: 'application/xml' },
