@@ -8,7 +8,10 @@ RUN apt-get update \
 WORKDIR /app
 # Node's headers ship in the image: node-gyp need not download them.
 ENV npm_config_nodedir=/usr/local
-COPY package.json package-lock.json ./
+COPY package.json package-lock.json binding.gyp ./
+# npm ci's install step compiles the native TFTP pump (native/, scripts/build-native.mjs).
+COPY native ./native
+COPY scripts/build-native.mjs ./scripts/build-native.mjs
 # A CA bundle for TLS-intercepting proxies can be passed as a build secret; it is never stored in a layer.
 RUN --mount=type=secret,id=ca,required=false \
     if [ -s /run/secrets/ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/ca npm_config_cafile=/run/secrets/ca; fi; \
@@ -24,7 +27,9 @@ RUN node scripts/build.mjs \
  && npm cache clean --force \
  && rm -rf node_modules/better-sqlite3/deps node_modules/better-sqlite3/src \
            node_modules/better-sqlite3/build/Release/obj node_modules/better-sqlite3/build/Release/obj.target \
-           node_modules/better-sqlite3/build/Release/.deps node_modules/better-sqlite3/build/deps
+           node_modules/better-sqlite3/build/Release/.deps node_modules/better-sqlite3/build/deps \
+ && find build -mindepth 1 -not -path build/Release -not -path build/Release/tftp_pump.node -delete \
+ && rm -rf native
 
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production \

@@ -226,7 +226,7 @@ export function cpuSeconds(pid: number): number {
  * edgeprov pinned to `core` on a fresh data dir with a system administrator; resolves with the
  * bound ports (parsed from its log) and a signed-in admin token.
  */
-export async function startEdgeprovBench(core: number, dataDir: string, extra: string[] = []): Promise<{ child: ChildProcess; http: number; https: number; tftp: number; token: string; pid: number }> {
+export async function startEdgeprovBench(core: number, dataDir: string, extra: string[] = []): Promise<{ child: ChildProcess; http: number; https: number; tftp: number; tftpPump: string; token: string; pid: number }> {
   const env = { ...process.env, EDGEPROV_LOG_LEVEL: 'info', EDGEPROV_DATA_DIR: dataDir };
   await run(process.execPath, [serverEntry(), 'init', '--email', 'bench@example.com', '--password', 'benchmark password'], { env }).catch(() => undefined);
   const p = await startPinned(
@@ -242,10 +242,18 @@ export async function startEdgeprovBench(core: number, dataDir: string, extra: s
     /TFTP listening/,
     env,
   );
-  const port = (what: string) => Number(new RegExp(`"port":(\\d+)\\},"msg":"${what} listening"`).exec(p.output())?.[1] ?? 0);
+  const lines = p
+    .output()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { msg?: string; address?: { port?: number }; firmwarePump?: string; why?: string });
+  const listening = (what: string) => lines.find((l) => l.msg === `${what} listening`);
+  const port = (what: string) => listening(what)?.address?.port ?? 0;
+  const tftp = listening('TFTP');
   const http = port('HTTP');
   const token = (await json('POST', `http://127.0.0.1:${http}/api/v1/auth/token`, undefined, { email: 'bench@example.com', password: 'benchmark password' })).token as string;
-  return { child: p.child, http, https: port('HTTPS'), tftp: port('TFTP'), token, pid: await serverPid(p.child) };
+  const tftpPump = `${tftp?.firmwarePump ?? 'unknown'}${tftp?.why ? ` (${tftp.why})` : ''}`;
+  return { child: p.child, http, https: port('HTTPS'), tftp: port('TFTP'), tftpPump, token, pid: await serverPid(p.child) };
 }
 
 /** An nginx configuration for one worker in `work`, with `servers` (the `server { … }` blocks). */

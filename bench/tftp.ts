@@ -29,6 +29,7 @@ const MAC = '0004f2b0b0b0';
 async function main(): Promise<void> {
   process.stdout.write(`tftp: ${MB} MB image, best of ${REPEAT}; servers on core ${SERVER_CORE}, clients on core ${CLIENT_CORE}\n`);
   const srv = await startEdgeprovBench(SERVER_CORE, join(work, 'data'), ['--https-enabled', 'false']);
+  process.stdout.write(`edgeprov sends firmware from: ${srv.tftpPump} (EDGEPROV_TFTP_PUMP=javascript for the event loop)\n`);
   const api = `http://127.0.0.1:${srv.http}/api/v1`;
   const image = randomBytes(MB * 1024 * 1024);
   const up = await fetch(`${api}/firmware/${VERSION}/images/${PART}.sip.ld`, { method: 'PUT', headers: { authorization: `Bearer ${srv.token}` }, body: image });

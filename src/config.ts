@@ -45,6 +45,8 @@ export const configSchema = z
       .object({
         enabled: z.boolean().default(true),
         port: z.number().int().min(0).max(65535).default(6969),
+        /** Who sends firmware blocks: the native pump when built (`auto`) or the event loop. @default 'auto' */
+        pump: z.enum(['auto', 'javascript']).default('auto'),
       })
       .strict()
       .prefault({}),

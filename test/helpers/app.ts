@@ -5,6 +5,7 @@ import { createApp, type App } from '../../src/app.ts';
 import type { Clock } from '../../src/clock.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger, silentLogger } from '../../src/logger.ts';
+import type { TftpHandle } from '../../src/server/tftp/server.ts';
 
 export interface TestServer {
   app: App;
@@ -12,6 +13,8 @@ export interface TestServer {
   /** `https://127.0.0.1:<port>` when HTTPS is on. */
   httpsBase: string | undefined;
   tftpPort: number | undefined;
+  /** The TFTP listener, when on. */
+  tftp: TftpHandle | undefined;
   dataDir: string;
   /** JSON request against the running server; `token` becomes a bearer header. */
   call(method: string, path: string, opts?: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string> }): Promise<{
@@ -42,6 +45,7 @@ export async function startServer(overrides: Record<string, string> = {}, opts: 
     base,
     httpsBase,
     tftpPort: running.tftp?.address.port,
+    tftp: running.tftp,
     dataDir,
     async call(method, path, opts = {}) {
       const headers: Record<string, string> = { ...opts.headers };

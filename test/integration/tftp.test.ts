@@ -1,5 +1,4 @@
 import { execFile } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +8,7 @@ import * as assert from 'uvu/assert';
 import * as P from '../../src/server/tftp/packet.ts';
 import { bootstrapAdmin, startServer } from '../helpers/app.ts';
 import { haveTool } from '../helpers/tools.ts';
+import { rawClient as rawTftpClient } from '../helpers/tftp-client.ts';
 
 const run = promisify(execFile);
 const s = await startServer({ 'tftp-enabled': 'true', 'tftp-port': '0' });
@@ -77,29 +77,18 @@ test('uploads only to the phone names; writes of anything else are refused', asy
   assert.match(refused, /not allowed|Access violation/i);
 });
 
-/** A raw client for the cases real clients will not produce. */
-function rawClient() {
-  const sock = createSocket('udp4');
-  const inbox: Array<{ p: P.Packet; port: number }> = [];
-  const waiters: Array<() => void> = [];
-  sock.on('message', (m, r) => {
-    inbox.push({ p: P.parse(m), port: r.port });
-    waiters.splice(0).forEach((w) => w());
-  });
-  return {
-    send: (b: Buffer, to = port) => sock.send(b, to, '127.0.0.1'),
-    next: async () => {
-      while (inbox.length === 0) await new Promise<void>((r) => waiters.push(r));
-      return inbox.shift()!;
-    },
-    close: () => sock.close(),
-  };
-}
+const rawClient = () => rawTftpClient(port);
+/** The next packet; a test waiting for one that never comes fails. */
+const next = async (c: ReturnType<typeof rawClient>) => {
+  const got = await c.next();
+  assert.ok(got, 'a packet within 10 s');
+  return got!;
+};
 
 test('options: blksize, tsize, timeout, windowsize negotiated; garbage tsize ignored; duplicate ACKs harmless', async () => {
   const c = rawClient();
   c.send(P.request('RRQ', `${MAC}-device.cfg`, { blksize: '1000', tsize: 'banana', windowsize: '3', timeout: '2', bogus: '1' }));
-  const o = await c.next();
+  const o = await next(c);
   assert.is(o.p.op, 'OACK');
   const opts = (o.p as { options: Map<string, string> }).options;
   assert.is(opts.get('blksize'), '1000');
@@ -111,7 +100,7 @@ test('options: blksize, tsize, timeout, windowsize negotiated; garbage tsize ign
   const got: Buffer[] = [];
   let block = 0;
   for (;;) {
-    const d = await c.next();
+    const d = await next(c);
     assert.is(d.p.op, 'DATA');
     const pd = d.p as { block: number; data: Buffer };
     if (pd.block !== block + 1) continue;
@@ -124,25 +113,25 @@ test('options: blksize, tsize, timeout, windowsize negotiated; garbage tsize ign
     if (pd.data.length < 1000) break;
   }
   assert.equal(Buffer.concat(got), await httpGet(`${MAC}-device.cfg`));
-  c.close();
+  await c.close();
 });
 
 test('hostile requests: traversal, unknown opcodes, truncated packets, wrong TID', async () => {
   const c = rawClient();
   for (const name of ['../etc/passwd', '/../../x', 'a\\b', 'logs/../x.cfg']) {
     c.send(P.request('RRQ', name));
-    const e = await c.next();
+    const e = await next(c);
     assert.is(e.p.op, 'ERROR', name);
   }
   c.send(Buffer.from([0, 9, 1, 2]));
-  assert.is((await c.next()).p.op, 'ERROR');
+  assert.is((await next(c)).p.op, 'ERROR');
   c.send(Buffer.from([0, 1, 0x41]));
-  assert.is((await c.next()).p.op, 'ERROR');
+  assert.is((await next(c)).p.op, 'ERROR');
   c.send(P.request('WRQ', 'defaults.cfg'));
-  const w = await c.next();
+  const w = await next(c);
   assert.is(w.p.op, 'ERROR');
   assert.is((w.p as { code: number }).code, P.ERR.accessViolation);
-  c.close();
+  await c.close();
 });
 
 test('fuzz: 10,000 random and mutated packets, no crash, the server still answers', async () => {
@@ -162,7 +151,7 @@ test('fuzz: 10,000 random and mutated packets, no crash, the server still answer
     c.send(b);
     if (i % 500 === 0) await new Promise((r) => setImmediate(r));
   }
-  c.close();
+  await c.close();
   // Sessions opened by mutated requests time out on their own; the listener still serves.
   if (atftp) {
     const out = join(dir, 'after-fuzz.cfg');
@@ -175,9 +164,9 @@ test('a tenant with TFTP off is not served', async () => {
   await api('PATCH', T, { settings: { tftp: false } });
   const c = rawClient();
   c.send(P.request('RRQ', `${MAC}.cfg`));
-  const e = await c.next();
+  const e = await next(c);
   assert.is(e.p.op, 'ERROR');
-  c.close();
+  await c.close();
   await api('PATCH', T, { settings: { tftp: true } });
 });
 

@@ -5,7 +5,8 @@ import type { Logger } from '../../logger.ts';
 import { safeRelativePath } from '../../provisioning/names.ts';
 import type { ProvisioningTree, Requester } from '../../provisioning/tree.ts';
 import * as P from './packet.ts';
-import { ReadSession, WriteSession, bufferSource, fileSource, negotiate, type BlockSource } from './session.ts';
+import { MAX_RETRIES, ReadSession, WriteSession, bufferSource, fileSource, negotiate, type BlockSource, type Negotiated, type Transport } from './session.ts';
+import { nativePump, type NativePump } from './native-pump.ts';
 import { closeSync, openSync } from 'node:fs';
 import type { TransferLimiter } from '../../firmware/limits.ts';
 
@@ -23,11 +24,19 @@ export interface TftpOptions {
   timeoutMs?: number;
   /** Largest blksize granted. @default 8192 */
   maxBlksize?: number;
+  /**
+   * Who sends firmware blocks: `auto` the native pump when it was built (see native-pump.ts),
+   * `javascript` always the event loop. Rendered files always go out from the event loop.
+   * @default 'auto'
+   */
+  pump?: 'auto' | 'javascript';
 }
 
 export interface TftpHandle {
   readonly address: AddressInfo;
   readonly sessions: () => number;
+  /** Who sends firmware blocks. */
+  readonly pump: 'native' | 'javascript';
   close(): Promise<void>;
 }
 
@@ -38,9 +47,89 @@ export async function startTftp(opts: TftpOptions, deps: { tree: ProvisioningTre
   const maxSessions = opts.maxSessions ?? 500;
   const defaults = { timeoutMs: opts.timeoutMs ?? 1000, maxBlksize: Math.min(opts.maxBlksize ?? 8192, 65464) };
   const live = new Set<{ abort(): void }>();
+  const pump = opts.pump === 'javascript' ? undefined : nativePump;
   let closing = false;
+  /** The listener's numeric address once bound: transfer sockets bind to it too. */
+  let bound: AddressInfo;
 
   const reply = (sock: Socket, to: RemoteInfo, buf: Buffer) => sock.send(buf, to.port, to.address, () => undefined);
+
+  /**
+   * A socket of the transfer's own (its TID, RFC 1350 §4), connected to the client: the kernel
+   * filters other senders, and sends skip the address lookup.
+   */
+  async function openTransport(from: RemoteInfo): Promise<Transport & { sock: Socket }> {
+    const sock = createSocket({ type: family });
+    await new Promise<void>((resolve, reject) => {
+      sock.once('error', reject);
+      sock.bind(0, opts.host, () => {
+        sock.off('error', reject);
+        resolve();
+      });
+    });
+    sock.on('error', (err) => logger.debug({ err }, 'tftp session socket error'));
+    await new Promise<void>((resolve) => sock.connect(from.port, from.address, () => resolve()));
+    // Closing waits for sends still in flight: the last ACK or an ERROR must not be dropped.
+    let inFlight = 0;
+    let closeAsked = false;
+    const closeNow = () => {
+      try {
+        sock.close();
+      } catch {
+        // already closed
+      }
+    };
+    const sent = () => {
+      inFlight--;
+      if (closeAsked && inFlight === 0) closeNow();
+    };
+    return {
+      sock,
+      send: (buf: Buffer) => {
+        // DATA needs no completion callback (Node then sends synchronously, the cheap path): a read
+        // ends only on the client's ACK of the last block, so no DATA is in flight at close.
+        if (buf[1] === P.OP.DATA) return sock.send(buf);
+        inFlight++;
+        sock.send(buf, sent);
+      },
+      close: () => {
+        closeAsked = true;
+        if (inFlight === 0) closeNow();
+      },
+    };
+  }
+
+  function readSession(t: Transport & { sock: Socket }, source: BlockSource, n: Negotiated, ip: string, rel: string, release: () => void): void {
+    const s = new ReadSession(t, source, n, (end) => {
+      live.delete(s);
+      release();
+      if (!end.ok) logger.info({ ip, file: rel, reason: end.reason }, 'tftp read ended early');
+    });
+    live.add(s);
+    bindSession(t.sock, s);
+    s.start();
+  }
+
+  /** A firmware download handed to the native pump; false if it could not start (then the caller's JS session sends it). */
+  function nativeRead(pump: NativePump, from: RemoteInfo, fd: number, size: number, n: Negotiated, ip: string, rel: string, release: () => void): boolean {
+    let handle: unknown;
+    const entry = { abort: () => pump.abort(handle) };
+    try {
+      handle = pump.read(
+        { local: bound.address, address: from.address, port: from.port, fd, size, blksize: n.blksize, windowsize: n.windowsize, timeoutMs: n.timeoutMs, retries: MAX_RETRIES, ...(n.ack.size > 0 && { oack: P.oack(n.ack) }) },
+        (ok, reason) => {
+          live.delete(entry);
+          release();
+          if (!ok) logger.info({ ip, file: rel, reason }, 'tftp read ended early');
+        },
+      );
+    } catch (err) {
+      logger.warn({ err }, 'tftp native pump refused a transfer; sending it from the event loop');
+      return false;
+    }
+    live.add(entry);
+    return true;
+  }
 
   async function onRequest(p: Extract<P.Packet, { op: 'RRQ' | 'WRQ' }>, from: RemoteInfo): Promise<void> {
     if (live.size >= maxSessions) {
@@ -70,104 +159,41 @@ export async function startTftp(opts: TftpOptions, deps: { tree: ProvisioningTre
       return;
     }
     const requester: Requester = { tenant, ip, userAgent: undefined, protocol: 'tftp', auth: { kind: 'none' } };
-
-    const sock = createSocket({ type: family });
-    await new Promise<void>((resolve, reject) => {
-      sock.once('error', reject);
-      sock.bind(0, opts.host, () => {
-        sock.off('error', reject);
-        resolve();
-      });
-    });
-    sock.on('error', (err) => logger.debug({ err }, 'tftp session socket error'));
-    // Connected to the client's TID: the kernel filters other senders, and sends skip the lookup.
-    await new Promise<void>((resolve) => sock.connect(from.port, from.address, () => resolve()));
-    // Closing waits for sends still in flight: the last ACK or an ERROR must not be dropped.
-    let inFlight = 0;
-    let closeAsked = false;
-    const closeNow = () => {
-      try {
-        sock.close();
-      } catch {
-        // already closed
-      }
-    };
-    const sent = () => {
-      inFlight--;
-      if (closeAsked && inFlight === 0) closeNow();
-    };
-    const transport = {
-      send: (buf: Buffer) => {
-        // DATA needs no completion callback (Node then sends synchronously, the cheap path): a read
-        // ends only on the client's ACK of the last block, so no DATA is in flight at close.
-        if (buf[1] === P.OP.DATA) return sock.send(buf);
-        inFlight++;
-        sock.send(buf, sent);
-      },
-      close: () => {
-        closeAsked = true;
-        if (inFlight === 0) closeNow();
-      },
+    // A refusal comes from a socket of its own too, as the transfer would have.
+    const refuse = async (error: Buffer) => {
+      const t = await openTransport(from);
+      t.send(error);
+      t.close();
     };
 
     if (p.op === 'RRQ') {
       const r = await tree.read(requester, rel);
-      if (r.kind !== 'file' && r.kind !== 'blob') {
-        transport.send(r.kind === 'not_found' ? P.error(P.ERR.fileNotFound, 'file not found') : P.error(P.ERR.notDefined, 'not available yet, try again later'));
-        transport.close();
-        return;
+      if (r.kind !== 'file' && r.kind !== 'blob') return refuse(r.kind === 'not_found' ? P.error(P.ERR.fileNotFound, 'file not found') : P.error(P.ERR.notDefined, 'not available yet, try again later'));
+      if (r.kind === 'file') return readSession(await openTransport(from), bufferSource(r.body), negotiate(p.options, r.body.length, defaults), ip, rel, () => undefined);
+      // Firmware: storm control, then blocks read from disk as they go out.
+      const slot = deps.firmwareLimiter ? deps.firmwareLimiter.acquire(await tree.siteForAddress(tenant.id, ip)) : () => undefined;
+      if (!slot) return refuse(P.error(P.ERR.notDefined, 'server busy: too many firmware downloads, try again later'));
+      let fd: number;
+      try {
+        fd = openSync(r.path, 'r');
+      } catch {
+        slot();
+        return refuse(P.error(P.ERR.fileNotFound, 'file not found'));
       }
-      let source: BlockSource;
-      let release: () => void = () => undefined;
-      if (r.kind === 'blob') {
-        // Firmware: storm control, then blocks read from disk as they go out.
-        const slot = deps.firmwareLimiter ? deps.firmwareLimiter.acquire(await tree.siteForAddress(tenant.id, ip)) : () => undefined;
-        if (!slot) {
-          transport.send(P.error(P.ERR.notDefined, 'server busy: too many firmware downloads, try again later'));
-          transport.close();
-          return;
-        }
-        let fd: number;
-        try {
-          fd = openSync(r.path, 'r');
-        } catch {
-          slot();
-          transport.send(P.error(P.ERR.fileNotFound, 'file not found'));
-          transport.close();
-          return;
-        }
-        source = fileSource(fd, r.size);
-        release = () => {
-          slot();
-          closeSync(fd);
-        };
-      } else {
-        source = bufferSource(r.body);
-      }
-      const n = negotiate(p.options, source.length, defaults);
-      const s = new ReadSession(transport, source, n, (end) => {
-        live.delete(s);
-        release();
-        if (!end.ok) logger.info({ ip, file: rel, reason: end.reason }, 'tftp read ended early');
-      });
-      live.add(s);
-      bindSession(sock, s);
-      s.start();
-      return;
+      const release = () => {
+        slot();
+        closeSync(fd);
+      };
+      const n = negotiate(p.options, r.size, defaults);
+      if (pump && nativeRead(pump, from, fd, r.size, n, ip, rel, release)) return;
+      return readSession(await openTransport(from), fileSource(fd, r.size), n, ip, rel, release);
     }
 
     const limit = tree.uploadLimit(rel);
-    if (!limit) {
-      transport.send(P.error(P.ERR.accessViolation, 'writing this file is not allowed'));
-      transport.close();
-      return;
-    }
+    if (!limit) return refuse(P.error(P.ERR.accessViolation, 'writing this file is not allowed'));
     const size = p.options.get('tsize');
-    if (size !== undefined && /^\d+$/.test(size) && Number(size) > limit.maxBytes) {
-      transport.send(P.error(P.ERR.diskFull, `upload larger than ${limit.maxBytes} bytes`));
-      transport.close();
-      return;
-    }
+    if (size !== undefined && /^\d+$/.test(size) && Number(size) > limit.maxBytes) return refuse(P.error(P.ERR.diskFull, `upload larger than ${limit.maxBytes} bytes`));
+    const transport = await openTransport(from);
     const n = negotiate(p.options, size !== undefined && /^\d+$/.test(size) ? Number(size) : undefined, defaults);
     const commit = async (body: Buffer): Promise<string | undefined> => {
       const res = await tree.write(requester, rel, body);
@@ -180,7 +206,7 @@ export async function startTftp(opts: TftpOptions, deps: { tree: ProvisioningTre
       if (!end.ok) logger.info({ ip, file: rel, reason: end.reason }, 'tftp write ended early');
     });
     live.add(w);
-    bindSession(sock, w);
+    bindSession(transport.sock, w);
     w.start();
   }
 
@@ -220,14 +246,16 @@ export async function startTftp(opts: TftpOptions, deps: { tree: ProvisioningTre
     main.once('error', reject);
     main.bind(opts.port, opts.host, () => {
       main.off('error', reject);
+      bound = main.address();
       resolve();
     });
   });
 
   let closed: Promise<void> | undefined;
   return {
-    address: main.address(),
+    address: bound!,
     sessions: () => live.size,
+    pump: pump ? 'native' : 'javascript',
     close() {
       closed ??= new Promise<void>((resolve) => {
         closing = true;

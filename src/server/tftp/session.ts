@@ -20,7 +20,8 @@ export interface Negotiated {
 }
 
 const DEFAULT_BLKSIZE = 512;
-const MAX_RETRIES = 5;
+/** Retransmissions of one packet before a silent peer's transfer is given up. */
+export const MAX_RETRIES = 5;
 
 /**
  * Options a request asks for, clamped to what we serve (RFC 2347/2348/2349/7440). Unknown or
