@@ -48,7 +48,12 @@ async function main(): Promise<void> {
   await run('chmod', ['-R', 'a+rX', work]);
   const hpaPort = 18969;
   const hpa = await startPinned(SERVER_CORE, 'in.tftpd', ['-L', '-s', '-u', 'root', '--address', `127.0.0.1:${hpaPort}`, root], undefined);
-  await new Promise((r) => setTimeout(r, 300)); // in.tftpd prints nothing when ready
+  // in.tftpd prints nothing when ready: ask it for the config until it answers (atftp waits ~5 s per try).
+  for (let attempt = 1; ; attempt++) {
+    const ok = await run('atftp', ['-g', '-r', cfgName, '-l', join(work, 'probe.cfg'), '127.0.0.1', String(hpaPort)], { timeout: 10_000 }).then(() => true, () => false);
+    if (ok) break;
+    if (attempt === 5) throw new Error('tftpd-hpa did not answer');
+  }
   const hpaPid = hpa.child.pid as number;
 
   const servers = [
