@@ -24,7 +24,6 @@ import { createDeviceHandler } from './server/http/device-routes.ts';
 import { startHttp, type ListenerHandle } from './server/http/listener.ts';
 import { ensureTls, hardenSocket, tlsServerOptions, type TlsMaterial } from './server/tls.ts';
 import { startTftp, type TftpHandle } from './server/tftp/server.ts';
-import { nativePumpUnavailable } from './server/tftp/native-pump.ts';
 import { interfaceAddress, startDhcp, type DhcpHandle } from './server/dhcp/server.ts';
 import { readdir } from 'node:fs/promises';
 import { createBackup, pruneBackups, type BackupResult } from './store/backup.ts';
@@ -308,7 +307,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
       if (config.tftp.enabled) {
         tftpHandle = await startTftp({ host: config.host, port: config.tftp.port, pump: config.tftp.pump }, { tree, logger, firmwareLimiter: firmware.limiter });
         handles.push({ address: tftpHandle.address, close: () => (tftpHandle as TftpHandle).close() });
-        logger.info({ address: tftpHandle.address, firmwarePump: tftpHandle.pump, ...(tftpHandle.pump === 'javascript' && config.tftp.pump === 'auto' && { why: nativePumpUnavailable }) }, 'TFTP listening');
+        logger.info({ address: tftpHandle.address, firmwarePump: tftpHandle.pump, ...(tftpHandle.pumpUnavailable && { why: tftpHandle.pumpUnavailable }) }, 'TFTP listening');
       }
       let dhcpHandle: DhcpHandle | undefined;
       if (config.dhcp.enabled) {

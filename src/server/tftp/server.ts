@@ -6,7 +6,7 @@ import { safeRelativePath } from '../../provisioning/names.ts';
 import type { ProvisioningTree, Requester } from '../../provisioning/tree.ts';
 import * as P from './packet.ts';
 import { MAX_RETRIES, ReadSession, WriteSession, bufferSource, fileSource, negotiate, type BlockSource, type Negotiated, type Transport } from './session.ts';
-import { nativePump, type NativePump } from './native-pump.ts';
+import { nativePump, nativePumpUnavailable, type NativePump } from './native-pump.ts';
 import { closeSync, openSync } from 'node:fs';
 import type { TransferLimiter } from '../../firmware/limits.ts';
 
@@ -37,6 +37,8 @@ export interface TftpHandle {
   readonly sessions: () => number;
   /** Who sends firmware blocks. */
   readonly pump: 'native' | 'javascript';
+  /** Why the event loop does, when the native pump was asked for (`auto`) but is not there. */
+  readonly pumpUnavailable: string | undefined;
   close(): Promise<void>;
 }
 
@@ -256,6 +258,7 @@ export async function startTftp(opts: TftpOptions, deps: { tree: ProvisioningTre
     address: bound!,
     sessions: () => live.size,
     pump: pump ? 'native' : 'javascript',
+    pumpUnavailable: opts.pump === 'javascript' ? undefined : nativePumpUnavailable,
     close() {
       closed ??= new Promise<void>((resolve) => {
         closing = true;
