@@ -1,4 +1,5 @@
 import { createSocket } from 'node:dgram';
+import * as assert from 'uvu/assert';
 import * as P from '../../src/server/tftp/packet.ts';
 
 /** A raw TFTP client on 127.0.0.1, for the cases real clients will not produce. */
@@ -36,6 +37,12 @@ export function rawClient(serverPort: number) {
         });
       }
       return inbox.shift();
+    },
+    /** The next packet; a test waiting for one that never comes fails, naming `what` it waited for. */
+    async expect(what = 'a packet'): Promise<{ p: P.Packet; port: number }> {
+      const got = await this.next();
+      assert.ok(got, `${what}: a packet within 10 s`);
+      return got!;
     },
     /** Closes once every datagram handed to `send` has gone out. */
     close: () =>

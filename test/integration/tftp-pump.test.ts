@@ -49,11 +49,6 @@ test.after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function next(c: RawClient, what: string) {
-  const got = await c.next();
-  assert.ok(got, `${what}: a packet within 10 s`);
-  return got!;
-}
 
 /** Polls until the server has no transfer left (each poll waits for the next turn of the loop). */
 async function sessionsDrain(s: TestServer, withinMs: number): Promise<void> {
@@ -70,7 +65,7 @@ async function sessionsDrain(s: TestServer, withinMs: number): Promise<void> {
  */
 async function download(c: RawClient, name: string, opts: Record<string, string>, noise?: (block: number, port: number) => void): Promise<Buffer> {
   c.send(P.request('RRQ', name, opts));
-  const o = await next(c, 'OACK');
+  const o = await c.expect('OACK');
   assert.is(o.p.op, 'OACK', JSON.stringify(o.p));
   const blksize = Number((o.p as { options: Map<string, string> }).options.get('blksize') ?? 512);
   const window = Number((o.p as { options: Map<string, string> }).options.get('windowsize') ?? 1);
@@ -78,7 +73,7 @@ async function download(c: RawClient, name: string, opts: Record<string, string>
   const got: Buffer[] = [];
   let block = 0; // blocks received in order, not wrapped
   for (;;) {
-    const d = await next(c, `block ${block + 1}`);
+    const d = await c.expect(`block ${block + 1}`);
     assert.is(d.p.op, 'DATA', JSON.stringify(d.p));
     const data = d.p as { block: number; data: Buffer };
     if (data.block !== ((block + 1) & 0xffff)) continue; // a retransmission
@@ -175,15 +170,15 @@ test('an ERROR from the client ends the transfer; a DATA packet is answered with
   for (const [name, s] of both) {
     const c = rawClient(s.tftpPort as number);
     c.send(P.request('RRQ', fw('1.0.0.1')));
-    const d = await next(c, 'block 1');
+    const d = await c.expect('block 1');
     assert.is(d.p.op, 'DATA');
     c.send(P.error(0, 'cancelled by the user'), d.port);
     await sessionsDrain(s, 5000);
     c.send(P.request('RRQ', fw('1.0.0.1')));
-    const d2 = await next(c, 'block 1 again');
+    const d2 = await c.expect('block 1 again');
     c.send(P.data(1, Buffer.from('not from a reader')), d2.port);
-    let e = await next(c, 'the refusal');
-    while (e.p.op === 'DATA') e = await next(c, 'the refusal'); // a retransmission on the way
+    let e = await c.expect('the refusal');
+    while (e.p.op === 'DATA') e = await c.expect('the refusal'); // a retransmission on the way
     assert.is(e.p.op, 'ERROR', name);
     assert.is((e.p as { code: number }).code, P.ERR.illegalOperation, name);
     await sessionsDrain(s, 5000);
@@ -196,11 +191,11 @@ test('a client that vanishes: five retransmissions, then the session and its fir
     both.map(async ([name, s]) => {
       const c = rawClient(s.tftpPort as number);
       c.send(P.request('RRQ', fw('1.0.0.1'), { timeout: '1' }));
-      const o = await next(c, 'OACK');
+      const o = await c.expect('OACK');
       c.send(P.ack(0), o.port);
       let copies = 0;
       while (copies < 6) {
-        const d = await next(c, `copy ${copies + 1} of block 1`);
+        const d = await c.expect(`copy ${copies + 1} of block 1`);
         assert.is(d.p.op, 'DATA');
         assert.is((d.p as { block: number }).block, 1);
         copies++;
@@ -218,7 +213,7 @@ test('closing the server ends a download in flight', async () => {
   for (const [name, s] of both) {
     const c = rawClient(s.tftpPort as number);
     c.send(P.request('RRQ', fw('1.0.0.1')));
-    const d = await next(c, 'block 1');
+    const d = await c.expect('block 1');
     assert.is(d.p.op, 'DATA');
     assert.is(s.tftp?.sessions(), 1);
     await s.tftp?.close();
