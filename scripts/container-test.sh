@@ -128,7 +128,9 @@ done
 grep -q 'reg.1.address="4242"' "$T/0004f2c0c0c0-device.cfg" || { echo "TFTP config lacks the line"; exit 1; }
 
 echo "== firmware over TFTP from the native pump"
-D logs "$NAME" 2>&1 | grep -q '"firmwarePump":"native"' || { D logs "$NAME" 2>&1 | grep 'TFTP listening'; echo "the image lacks the native TFTP pump"; exit 1; }
+# Into a file first: under pipefail, grep -q leaving early would fail the pipe with SIGPIPE.
+D logs "$NAME" >"$T/serve.log" 2>&1
+grep -q '"firmwarePump":"native"' "$T/serve.log" || { grep 'TFTP listening' "$T/serve.log"; echo "the image lacks the native TFTP pump"; exit 1; }
 head -c 3000000 /dev/urandom >"$T/3111-48500-001.sip.ld"
 curl -sf -H "authorization: Bearer $TOKEN" -T "$T/3111-48500-001.sip.ld" "$API/firmware/9.9.9.1/images/3111-48500-001.sip.ld" >/dev/null
 atftp --option "blksize 1468" -g -r fw/9.9.9.1/3111-48500-001.sip.ld -l "$T/fw.ld" 127.0.0.1 69
