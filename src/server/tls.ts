@@ -47,9 +47,13 @@ export function tlsServerOptions(m: TlsMaterial): SecureContextOptions & { honor
 /** No client-initiated renegotiation (a cheap CPU attack), on every accepted TLS socket. */
 export function hardenSocket(socket: TLSSocket): void {
   socket.disableRenegotiation();
-  // Node only reports the attempt; the connection is cut so the client learns at once.
+  // Node only reports the attempt. The client gets a last 400 and the connection is cut, as Node's
+  // HTTP server does for any client error: a client in the middle of its handshake notices a
+  // record, where it may not notice a bare close.
   socket.on('error', (err) => {
-    if (/renegotiation/i.test(err.message)) socket.destroy();
+    if (!/renegotiation/i.test(err.message)) return;
+    if (socket.writable) socket.write('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    socket.destroy();
   });
 }
 

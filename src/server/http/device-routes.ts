@@ -29,8 +29,89 @@ export interface DeviceRoutesDeps {
   authLockoutSeconds?: number;
 }
 
-/** Answers a phone's request, or returns false when the path is not the phones' (the admin app takes it). */
-export type DeviceHandler = (req: IncomingMessage, res: ServerResponse) => boolean;
+/**
+ * One phone request, whichever way it arrived: read by Node's HTTP server, or by the wire lane
+ * (`wire.ts`) that answers kept-alive GETs and HEADs without Node's request objects.
+ */
+export interface PhoneExchange {
+  readonly method: string;
+  /** The request target exactly as sent. */
+  readonly target: string;
+  readonly ip: string;
+  readonly secure: boolean;
+  readonly authorization: string | undefined;
+  readonly ifNoneMatch: string | undefined;
+  readonly userAgent: string | undefined;
+  /** The `X-Request-Id` the client sent, unchecked. */
+  readonly givenRequestId: string | undefined;
+  /** The id the handler gives the request (the client's, when it is a safe one). */
+  requestId: string;
+  /** The answer's status, once sent. */
+  readonly status: number;
+  readonly sent: boolean;
+  /** The whole answer: status, headers and body (none for HEAD; the lane drops it). */
+  send(status: number, headers: Record<string, string | string[]>, body?: Buffer): void;
+  destroy(): void;
+  /** Node's request and response, which uploads and firmware streams need; the wire lane has none. */
+  readonly node: { req: IncomingMessage; res: ServerResponse } | undefined;
+}
+
+export interface DeviceHandler {
+  /** Node's request listener part: answers a phone's request, or returns false (the admin app takes it). */
+  node(req: IncomingMessage, res: ServerResponse): boolean;
+  /**
+   * The wire lane's: takes a GET or HEAD and answers it (now or later), or returns false having
+   * touched nothing, and the connection goes to Node (admin paths, firmware streams).
+   */
+  wire(ex: PhoneExchange): boolean;
+}
+
+/** A request as Node's HTTP server read it. */
+class NodeExchange implements PhoneExchange {
+  requestId = '';
+  readonly node: { req: IncomingMessage; res: ServerResponse };
+  readonly ip: string;
+  constructor(req: IncomingMessage, res: ServerResponse) {
+    this.node = { req, res };
+    const raw = req.socket.remoteAddress ?? '';
+    this.ip = raw.startsWith('::ffff:') ? raw.slice(7) : raw;
+  }
+  get method() {
+    return this.node.req.method ?? 'GET';
+  }
+  get target() {
+    return this.node.req.url ?? '/';
+  }
+  get secure() {
+    return !!(this.node.req.socket as TLSSocket).encrypted;
+  }
+  get authorization() {
+    return this.node.req.headers.authorization;
+  }
+  get ifNoneMatch() {
+    return this.node.req.headers['if-none-match'];
+  }
+  get userAgent() {
+    return this.node.req.headers['user-agent'];
+  }
+  get givenRequestId() {
+    const v = this.node.req.headers['x-request-id'];
+    return typeof v === 'string' ? v : undefined;
+  }
+  get status() {
+    return this.node.res.statusCode;
+  }
+  get sent() {
+    return this.node.res.headersSent;
+  }
+  send(status: number, headers: Record<string, string | string[]>, body?: Buffer): void {
+    this.node.res.writeHead(status, headers);
+    this.node.res.end(body);
+  }
+  destroy(): void {
+    this.node.res.destroy();
+  }
+}
 
 /** Paths the admin side owns even in single-tenant mode. */
 const ADMIN_PREFIXES = ['/api/', '/healthz', '/readyz'];
@@ -55,22 +136,16 @@ export function createDeviceHandler(deps: DeviceRoutesDeps): DeviceHandler {
     return list;
   }
 
-  /**
-   * Every answer but a firmware stream. The request id travels in the same header object: one set
-   * before `writeHead` would send Node down its slower path, which checks each header again.
-   */
-  function send(res: ServerResponse, status: number, headers: Record<string, string | string[]>, body?: Buffer | string): void {
+  /** Every answer but a firmware stream, with the request id. */
+  function send(ex: PhoneExchange, status: number, headers: Record<string, string | string[]>, body?: Buffer | string): void {
     const b = body === undefined ? undefined : typeof body === 'string' ? Buffer.from(body) : body;
     if (b !== undefined && headers['Content-Length'] === undefined) headers['Content-Length'] = String(b.length);
-    const id = requestIds.get(res);
-    if (id !== undefined) headers['X-Request-Id'] = id;
-    res.writeHead(status, headers);
-    res.end(b);
+    headers['X-Request-Id'] = ex.requestId;
+    ex.send(status, headers, b);
   }
-  const requestIds = new WeakMap<ServerResponse, string>();
 
-  const text = (res: ServerResponse, status: number, msg: string, extra: Record<string, string | string[]> = {}) =>
-    send(res, status, { 'Content-Type': 'text/plain; charset=UTF-8', ...extra }, msg);
+  const text = (ex: PhoneExchange, status: number, msg: string, extra: Record<string, string | string[]> = {}) =>
+    send(ex, status, { 'Content-Type': 'text/plain; charset=UTF-8', ...extra }, msg);
 
   /** Names below a base, resolved once: phones ask for the same few names again and again. */
   const names = new Map<string, { path: string; ref: FileRef | undefined } | null>();
@@ -90,24 +165,24 @@ export function createDeviceHandler(deps: DeviceRoutesDeps): DeviceHandler {
    * tenant, its credentials, the rendered file): a boot storm's requests never wait on a promise.
    * Returns a promise only when it had to wait for the store, a render or a stream.
    */
-  function handle(req: IncomingMessage, res: ServerResponse, key: string, target: string, rawRest: string, ip: string): void | Promise<void> {
-    const method = req.method ?? 'GET';
-    if (method !== 'GET' && method !== 'HEAD' && method !== 'PUT') return text(res, 405, 'Method Not Allowed', { Allow: 'GET, HEAD, PUT' });
+  function handle(ex: PhoneExchange, key: string, rawRest: string): void | Promise<void> {
+    const method = ex.method;
+    if (method !== 'GET' && method !== 'HEAD' && method !== 'PUT') return text(ex, 405, 'Method Not Allowed', { Allow: 'GET, HEAD, PUT' });
     const cached = tree.tenantByKeyCached(key);
-    if (cached === undefined) return tree.tenantByKey(key).then((found) => forTenant(req, res, method, found, target, rawRest, ip));
-    return forTenant(req, res, method, cached ?? undefined, target, rawRest, ip);
+    if (cached === undefined) return tree.tenantByKey(key).then((found) => forTenant(ex, method, found, rawRest));
+    return forTenant(ex, method, cached ?? undefined, rawRest);
   }
 
-  function forTenant(req: IncomingMessage, res: ServerResponse, method: string, found: { tenant: Tenant; secrets: TenantRow } | undefined, target: string, rawRest: string, ip: string): void | Promise<void> {
-    if (!found) return text(res, 404, 'Not Found');
+  function forTenant(ex: PhoneExchange, method: string, found: { tenant: Tenant; secrets: TenantRow } | undefined, rawRest: string): void | Promise<void> {
+    if (!found) return text(ex, 404, 'Not Found');
     const name = resolve(rawRest);
-    if (!name) return text(res, 404, 'Not Found');
+    if (!name) return text(ex, 404, 'Not Found');
 
     const now = clock.now().getTime();
-    const blocked = failures.blockedFor(ip, now);
-    if (blocked > 0) return text(res, 429, 'Too Many Requests', { 'Retry-After': String(Math.ceil(blocked / 1000)) });
+    const blocked = failures.blockedFor(ex.ip, now);
+    if (blocked > 0) return text(ex, 429, 'Too Many Requests', { 'Retry-After': String(Math.ceil(blocked / 1000)) });
 
-    const header = req.headers.authorization;
+    const header = ex.authorization;
     const mac = name.ref ? macOf(name.ref) : null;
     const candidates = tenantCandidates(found.secrets);
     // A device's own credentials are looked up only when the phone presents another username.
@@ -115,79 +190,78 @@ export function createDeviceHandler(deps: DeviceRoutesDeps): DeviceHandler {
     if (mac && presented !== undefined && presented !== found.secrets.provisioning.username) {
       return tree.deviceCredentials(found.secrets.id, mac).then((own) => {
         if (own) candidates.push({ ...own, who: 'device' });
-        return authorized(req, res, method, found, name, mac, candidates, target, ip, now);
+        return authorized(ex, method, found, name, mac, candidates, now);
       });
     }
-    return authorized(req, res, method, found, name, mac, candidates, target, ip, now);
+    return authorized(ex, method, found, name, mac, candidates, now);
   }
 
   function authorized(
-    req: IncomingMessage,
-    res: ServerResponse,
+    ex: PhoneExchange,
     method: string,
     found: { tenant: Tenant; secrets: TenantRow },
     name: { path: string; ref: FileRef | undefined },
     mac: string | null,
     candidates: Candidate[],
-    target: string,
-    ip: string,
     now: number,
   ): void | Promise<void> {
-    const secure = !!(req.socket as TLSSocket).encrypted;
+    const secure = ex.secure;
     const allowBasic = secure || found.tenant.settings.allowBasicOverHttp;
-    const header = req.headers.authorization;
-    const outcome = auth.verify(header, method, target, candidates, allowBasic);
+    const header = ex.authorization;
+    const outcome = auth.verify(header, method, ex.target, candidates, allowBasic);
     if (!outcome.ok) {
       if (header) {
-        failures.fail(ip, now);
+        failures.fail(ex.ip, now);
         // One line per failure, with the source address first-class (fail2ban-friendly).
         logger.warn(
-          { event: 'provisioning_auth_failed', ip, tenant: found.tenant.slug, user: outcome.username?.slice(0, 64) ?? null, reason: outcome.reason, path: name.path.slice(0, 100) },
-          `provisioning auth failed from ${ip}`,
+          { event: 'provisioning_auth_failed', ip: ex.ip, tenant: found.tenant.slug, user: outcome.username?.slice(0, 64) ?? null, reason: outcome.reason, path: name.path.slice(0, 100) },
+          `provisioning auth failed from ${ex.ip}`,
         );
       }
       // Each challenge on its own header line: phone HTTP stacks do not parse a folded list.
-      return text(res, 401, 'Unauthorized', { 'WWW-Authenticate': auth.challenges({ basic: allowBasic, ...(outcome.stale && { stale: true }) }) });
+      return text(ex, 401, 'Unauthorized', { 'WWW-Authenticate': auth.challenges({ basic: allowBasic, ...(outcome.stale && { stale: true }) }) });
     }
-    failures.clear(ip);
+    failures.clear(ex.ip);
 
     const requester: Requester = {
       tenant: found.tenant,
-      ip,
-      userAgent: req.headers['user-agent'],
+      ip: ex.ip,
+      userAgent: ex.userAgent,
       protocol: secure ? 'https' : 'http',
       auth: outcome.who === 'device' && mac ? { kind: 'device', mac } : { kind: 'tenant' },
     };
 
-    if (method === 'PUT') return put(req, res, requester, name.path);
+    if (method === 'PUT') return put(ex, requester, name.path);
     const quick = name.ref ? tree.readFromMemory(requester, name.ref) : { kind: 'not_found' as const };
-    if (quick) return answer(req, res, method, requester, name.path, quick);
-    return tree.read(requester, name.path, name.ref).then((r) => answer(req, res, method, requester, name.path, r));
+    if (quick) return answer(ex, method, requester, name.path, quick);
+    return tree.read(requester, name.path, name.ref).then((r) => answer(ex, method, requester, name.path, r));
   }
 
-  function answer(req: IncomingMessage, res: ServerResponse, method: string, requester: Requester, path: string, r: ReadResult): void | Promise<void> {
-    if (r.kind === 'not_found') return text(res, 404, 'Not Found');
-    if (r.kind === 'unavailable') return text(res, 503, 'Service Unavailable', { 'Retry-After': String(r.retryAfterSeconds) });
-    if (r.kind === 'blob') return download(req, res, method, requester, path, r);
+  function answer(ex: PhoneExchange, method: string, requester: Requester, path: string, r: ReadResult): void | Promise<void> {
+    if (r.kind === 'not_found') return text(ex, 404, 'Not Found');
+    if (r.kind === 'unavailable') return text(ex, 503, 'Service Unavailable', { 'Retry-After': String(r.retryAfterSeconds) });
+    if (r.kind === 'blob') return download(ex, method, requester, path, r);
     const headers: Record<string, string> = { ETag: r.etag, 'Content-Type': r.contentType, 'Cache-Control': 'no-cache' };
-    const inm = req.headers['if-none-match'];
-    if (inm && inm.split(',').some((t) => t.trim() === r.etag || t.trim() === '*')) return send(res, 304, headers);
+    const inm = ex.ifNoneMatch;
+    if (inm && inm.split(',').some((t) => t.trim() === r.etag || t.trim() === '*')) return send(ex, 304, headers);
     headers['Content-Length'] = String(r.body.length);
-    if (method === 'HEAD') return send(res, 200, headers);
-    return send(res, 200, headers, r.body);
+    if (method === 'HEAD') return send(ex, 200, headers);
+    return send(ex, 200, headers, r.body);
   }
 
-  async function download(req: IncomingMessage, res: ServerResponse, method: string, requester: Requester, path: string, r: Extract<ReadResult, { kind: 'blob' }>): Promise<void> {
+  async function download(ex: PhoneExchange, method: string, requester: Requester, path: string, r: Extract<ReadResult, { kind: 'blob' }>): Promise<void> {
+    // The wire lane hands firmware names to Node before reading them, so this never happens there.
+    if (!ex.node) return text(ex, 500, 'Internal Server Error');
+    const { req, res } = ex.node;
     // Storm control: HEAD and conditional requests cost nothing; downloads take a slot.
     const limiter = deps.firmwareLimiter;
     const release = limiter && method === 'GET' ? limiter.acquire(await tree.siteForAddress(requester.tenant.id, requester.ip)) : () => undefined;
     if (!release) {
       access.info({ ip: requester.ip, tenant: requester.tenant.slug, path, status: 503 }, 'firmware download deferred: transfer cap reached');
-      return text(res, 503, 'Service Unavailable', { 'Retry-After': String((limiter as TransferLimiter).retryAfterSeconds()) });
+      return text(ex, 503, 'Service Unavailable', { 'Retry-After': String((limiter as TransferLimiter).retryAfterSeconds()) });
     }
     res.once('close', release);
-    const id = requestIds.get(res);
-    if (id !== undefined) res.setHeader('X-Request-Id', id);
+    res.setHeader('X-Request-Id', ex.requestId);
     try {
       await serveBlob(req, res, r);
     } catch {
@@ -197,29 +271,31 @@ export function createDeviceHandler(deps: DeviceRoutesDeps): DeviceHandler {
     }
   }
 
-  async function put(req: IncomingMessage, res: ServerResponse, requester: Requester, path: string): Promise<void> {
-    if (!parseName(path)) return text(res, 404, 'Not Found');
+  async function put(ex: PhoneExchange, requester: Requester, path: string): Promise<void> {
+    if (!ex.node) return text(ex, 500, 'Internal Server Error'); // the wire lane reads no bodies
+    const req = ex.node.req;
+    if (!parseName(path)) return text(ex, 404, 'Not Found');
     const limit = tree.uploadLimit(path);
-    if (!limit) return text(res, 405, 'Method Not Allowed', { Allow: 'GET, HEAD' });
+    if (!limit) return text(ex, 405, 'Method Not Allowed', { Allow: 'GET, HEAD' });
     const declared = req.headers['content-length'];
     if (declared !== undefined && (!/^\d{1,12}$/.test(declared) || Number(declared) > limit.maxBytes)) {
-      return text(res, 413, 'Payload Too Large', { Connection: 'close' });
+      return text(ex, 413, 'Payload Too Large', { Connection: 'close' });
     }
     const body = await readCapped(req, limit.maxBytes);
-    if (!body) return text(res, 413, 'Payload Too Large', { Connection: 'close' });
+    if (!body) return text(ex, 413, 'Payload Too Large', { Connection: 'close' });
     const r = await tree.write(requester, path, body);
     switch (r.kind) {
       case 'stored':
-        return send(res, 204, {});
+        return send(ex, 204, {});
       case 'not_found':
-        return text(res, 404, 'Not Found');
+        return text(ex, 404, 'Not Found');
       case 'not_allowed':
-        return text(res, 405, 'Method Not Allowed', { Allow: 'GET, HEAD' });
+        return text(ex, 405, 'Method Not Allowed', { Allow: 'GET, HEAD' });
       case 'too_large':
-        return text(res, 413, 'Payload Too Large');
+        return text(ex, 413, 'Payload Too Large');
       case 'bad':
         logger.info({ ip: requester.ip, tenant: requester.tenant.slug, path, reason: r.message }, 'upload refused');
-        return text(res, 400, `Bad Request: ${r.message}`);
+        return text(ex, 400, `Bad Request: ${r.message}`);
     }
   }
 
@@ -227,49 +303,65 @@ export function createDeviceHandler(deps: DeviceRoutesDeps): DeviceHandler {
   const idPrefix = randomUUID().slice(0, 8);
   let idCounter = 0;
 
-  return (req, res) => {
-    const target = req.url ?? '/';
-    let key: string | undefined;
-    let rest: string;
-    let pending: Promise<string | undefined> | undefined;
+  /** Where a target goes: a tenant's base (`key`), the single-tenant root, or not the phones' at all. */
+  function route(target: string): { key: string | undefined; rest: string; path: string } | undefined {
     const q = target.indexOf('?');
-    const pathPart = q < 0 ? target : target.slice(0, q);
-    if (pathPart.startsWith('/p/')) {
-      const slash = pathPart.indexOf('/', 3);
-      if (slash < 0) return false;
-      key = pathPart.slice(3, slash);
-      rest = pathPart.slice(slash + 1);
-    } else if (deps.defaultTenantKey && pathPart.startsWith('/') && !ADMIN_PREFIXES.some((p) => pathPart.startsWith(p))) {
-      pending = deps.defaultTenantKey();
-      rest = pathPart.slice(1);
-    } else {
-      return false;
+    const path = q < 0 ? target : target.slice(0, q);
+    if (path.startsWith('/p/')) {
+      const slash = path.indexOf('/', 3);
+      if (slash < 0) return undefined;
+      return { key: path.slice(3, slash), rest: path.slice(slash + 1), path };
     }
+    if (deps.defaultTenantKey && path.startsWith('/') && !ADMIN_PREFIXES.some((p) => path.startsWith(p))) {
+      return { key: undefined, rest: path.slice(1), path };
+    }
+    return undefined;
+  }
+
+  /** Runs one routed request to its answer, with its request id, error boundary and access line. */
+  function enter(ex: PhoneExchange, r: { key: string | undefined; rest: string; path: string }): void {
     const started = performance.now();
-    const given = req.headers['x-request-id'];
-    const requestId = typeof given === 'string' && /^[A-Za-z0-9._-]{1,100}$/.test(given) ? given : `${idPrefix}-${(++idCounter).toString(36)}`;
-    requestIds.set(res, requestId);
-    const raw = req.socket.remoteAddress ?? '';
-    const ip = raw.startsWith('::ffff:') ? raw.slice(7) : raw;
+    const given = ex.givenRequestId;
+    ex.requestId = given !== undefined && /^[A-Za-z0-9._-]{1,100}$/.test(given) ? given : `${idPrefix}-${(++idCounter).toString(36)}`;
     const finish = () => {
       if (requestLine.enabled()) {
-        requestLine.write({ reqId: requestId, method: req.method ?? '', path: pathPart, status: res.statusCode, ms: Math.round((performance.now() - started) * 10) / 10, ip });
+        requestLine.write({ reqId: ex.requestId, method: ex.method, path: r.path, status: ex.status, ms: Math.round((performance.now() - started) * 10) / 10, ip: ex.ip });
       }
     };
     const failed = (err: unknown) => {
-      logger.error({ err, reqId: requestId }, 'unhandled error on the phone path');
-      if (!res.headersSent) text(res, 500, 'Internal Server Error');
-      else res.destroy();
+      logger.error({ err, reqId: ex.requestId }, 'unhandled error on the phone path');
+      if (!ex.sent) text(ex, 500, 'Internal Server Error');
+      else ex.destroy();
     };
     let out: void | Promise<void> = undefined;
     try {
-      out = key !== undefined ? handle(req, res, key, target, rest, ip) : (pending as Promise<string | undefined>).then((k) => (k ? handle(req, res, k, target, rest, ip) : text(res, 404, 'Not Found')));
+      const key = r.key;
+      out =
+        key !== undefined
+          ? handle(ex, key, r.rest)
+          : (deps.defaultTenantKey as () => Promise<string | undefined>)().then((k) => (k ? handle(ex, k, r.rest) : text(ex, 404, 'Not Found')));
     } catch (err) {
       failed(err);
     }
     if (out) out.catch(failed).finally(finish);
     else finish();
-    return true;
+  }
+
+  return {
+    node(req, res) {
+      const r = route(req.url ?? '/');
+      if (!r) return false;
+      enter(new NodeExchange(req, res), r);
+      return true;
+    },
+    wire(ex) {
+      const r = route(ex.target);
+      if (!r) return false;
+      // Firmware streams (ranges, transfer slots) are Node's: decided before anything is touched.
+      if (resolve(r.rest)?.ref?.kind === 'firmware') return false;
+      enter(ex, r);
+      return true;
+    },
   };
 }
 
