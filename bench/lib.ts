@@ -1,7 +1,7 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 
@@ -50,8 +50,38 @@ export function serverEntry(): string {
 
 export const tempDir = (prefix: string): string => mkdtempSync(join(tmpdir(), prefix));
 
-/** Starts a process pinned to `core`; resolves once `ready` matches its output (at once without `ready`). */
-export function startPinned(core: number, cmd: string, args: string[], ready: RegExp | undefined, env: NodeJS.ProcessEnv = process.env): Promise<{ child: ChildProcess; output: () => string }> {
+/**
+ * Starts a process pinned to `core`; resolves once `ready` matches its output (at once without
+ * `ready`). With `logFile` its output goes to that file (as a deployed server's would) instead of
+ * a pipe this process has to read, and readiness is polled there.
+ */
+export function startPinned(
+  core: number,
+  cmd: string,
+  args: string[],
+  ready: RegExp | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+  logFile?: string,
+): Promise<{ child: ChildProcess; output: () => string }> {
+  if (logFile) {
+    const fd = openSync(logFile, 'a');
+    const child = spawn('taskset', ['-c', String(core), cmd, ...args], { env, stdio: ['ignore', fd, fd] });
+    closeSync(fd);
+    const output = () => readFileSync(logFile, 'utf8');
+    return new Promise((resolve, reject) => {
+      let exited = false;
+      child.once('exit', (code) => {
+        exited = true;
+        reject(new Error(`${cmd} exited ${code}: ${output().slice(-2000)}`));
+      });
+      const poll = () => {
+        if (exited) return;
+        if (!ready || ready.test(output())) resolve({ child, output });
+        else setTimeout(poll, 20);
+      };
+      poll();
+    });
+  }
   const child = spawn('taskset', ['-c', String(core), cmd, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   return new Promise((resolve, reject) => {
@@ -65,6 +95,11 @@ export function startPinned(core: number, cmd: string, args: string[], ready: Re
     child.stderr?.on('data', onData);
     child.once('exit', (code) => reject(new Error(`${cmd} exited ${code}: ${out.slice(-2000)}`)));
   });
+}
+
+/** Moves this process (every thread: wrk's Lua driver, the phone simulator) onto `core`. */
+export async function pinSelf(core: number): Promise<void> {
+  await run('taskset', ['-a', '-p', '-c', String(core), String(process.pid)]);
 }
 
 export async function stop(child: ChildProcess): Promise<void> {
@@ -110,13 +145,15 @@ export async function wrk(opts: { core: number; url: string; paths: string[]; he
   const script = join(dir, 'paths.lua');
   writeFileSync(
     script,
-    `local paths = {}
+    // Each request is formatted once, up front: formatting per request in Lua costs the client
+    // core more than some of the servers spend answering it.
+    `local reqs = {}
 local i = 0
-init = function(args) for line in io.lines(args[1]) do paths[#paths + 1] = line end end
+init = function(args) for line in io.lines(args[1]) do reqs[#reqs + 1] = wrk.format("GET", line) end end
 request = function()
   i = i + 1
-  if i > #paths then i = 1 end
-  return wrk.format("GET", paths[i])
+  if i > #reqs then i = 1 end
+  return reqs[i]
 end
 `,
   );
@@ -241,6 +278,8 @@ export async function startEdgeprovBench(core: number, dataDir: string, extra: s
     // TFTP starts last: once it speaks, every listener has.
     /TFTP listening/,
     env,
+    // Logs (the access lines too) go to a file beside the data, as a deployed server's would.
+    join(dirname(dataDir), `edgeprov-${Date.now()}-${Math.random().toString(36).slice(2, 8)}.log`),
   );
   const lines = p
     .output()
