@@ -14,12 +14,27 @@ export interface PhoneAgent {
   microbrowser: boolean;
 }
 
-const EMPTY: PhoneAgent = { family: null, model: null, firmware: null, stage: null, mac: null, microbrowser: false };
+const EMPTY: PhoneAgent = Object.freeze({ family: null, model: null, firmware: null, stage: null, mac: null, microbrowser: false });
 
 const RE = /FileTransport\s+Polycom([A-Za-z]{1,40})-([A-Za-z0-9_]{1,40})-UA\/([0-9A-Za-z.\-_]{1,40})/;
 
+/**
+ * Phones of one site send a handful of distinct User-Agents on every request, so answers are kept
+ * (frozen: callers share them) for up to 1,000 of them.
+ */
 export function parseUserAgent(ua: string | undefined | null): PhoneAgent {
   if (!ua) return EMPTY;
+  let hit = SEEN.get(ua);
+  if (hit === undefined) {
+    hit = Object.freeze(parse(ua));
+    if (SEEN.size >= 1000) SEEN.clear();
+    SEEN.set(ua, hit);
+  }
+  return hit;
+}
+const SEEN = new Map<string, PhoneAgent>();
+
+function parse(ua: string): PhoneAgent {
   const s = ua.length > 512 ? ua.slice(0, 512) : ua;
   if (s.startsWith('Microbrowser/')) return { ...EMPTY, microbrowser: true };
   const m = s.match(RE);
