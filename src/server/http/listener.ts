@@ -1,11 +1,11 @@
 import type { AddressInfo, Socket } from 'node:net';
 import type { Server } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { WireConnection } from './wire.ts';
 import { createServer as createHttpsServer, type ServerOptions as HttpsOptions } from 'node:https';
 import { createServer as createHttpServer } from 'node:http';
 import { getRequestListener } from '@hono/node-server';
 import type { DeviceHandler } from './device-routes.ts';
+import { WireConnection } from './wire.ts';
 import type { Hono } from 'hono';
 
 export interface ListenerHandle {
@@ -74,7 +74,6 @@ export async function startHttp(opts: ListenOptions, app: Hono<any>): Promise<Li
   } else if (opts.onSecureConnection) {
     server.on('secureConnection', opts.onSecureConnection);
   }
-  if (opts.onSecureConnection) server.on('secureConnection', opts.onSecureConnection);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, opts.host, () => {
