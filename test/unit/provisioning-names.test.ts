@@ -48,4 +48,17 @@ test('User-Agents: every documented shape, unknown families, garbage', () => {
   for (const g of ['', 'curl/8.0', 'x'.repeat(100_000), 'FileTransport Polycom-', '\u0000\u00ff']) assert.is(parseUserAgent(g).model, null);
 });
 
+test('parsed User-Agents are kept and shared, so they are frozen; more than 1,000 distinct ones do not grow the cache', () => {
+  const ua = 'FileTransport PolycomVVX-VVX_411-UA/6.4.3.5018 Type/Application';
+  const a = parseUserAgent(ua);
+  assert.is(parseUserAgent(ua), a);
+  assert.ok(Object.isFrozen(a));
+  assert.throws(() => {
+    'use strict';
+    (a as { model: string | null }).model = 'tampered';
+  });
+  for (let i = 0; i < 2500; i++) assert.is(parseUserAgent(`FileTransport PolycomVVX-VVX_411-UA/6.4.${i}.1`).firmware, `6.4.${i}.1`);
+  assert.is(parseUserAgent(ua).model, 'VVX411');
+});
+
 test.run();
