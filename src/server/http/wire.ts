@@ -35,6 +35,14 @@ const UNSAFE = /[^\t\r\n\x20-\x7e]|\r(?!\n)|(?<!\r)\n/;
 /** Headers that mean a body, a protocol switch or an interim answer: Node's business. */
 const REFUSED = new Set(['content-length', 'transfer-encoding', 'expect', 'upgrade', 'http2-settings']);
 
+/** The headers the phone path reads, by lower-case name, and where the head keeps them. */
+const READ = new Map<string, 'authorization' | 'ifNoneMatch' | 'userAgent' | 'requestId'>([
+  ['authorization', 'authorization'],
+  ['if-none-match', 'ifNoneMatch'],
+  ['user-agent', 'userAgent'],
+  ['x-request-id', 'requestId'],
+]);
+
 const UNSAFE_FROM = new RegExp(UNSAFE.source, 'g');
 
 /**
@@ -86,36 +94,21 @@ export function parseWireHead(text: string, end: number): WireHead | undefined {
     if (!TOKEN.test(name)) return undefined; // also a folded line, which starts with a space
     const value = head.slice(colon + 1, eol).trim();
     pos = eol + 2;
-    switch (name.toLowerCase()) {
-      case 'host':
-        if (++hosts > 1) return undefined;
-        break;
-      case 'authorization':
-        if (out.authorization !== undefined) return undefined;
-        out.authorization = value;
-        break;
-      case 'if-none-match':
-        if (out.ifNoneMatch !== undefined) return undefined;
-        out.ifNoneMatch = value;
-        break;
-      case 'user-agent':
-        if (out.userAgent !== undefined) return undefined;
-        out.userAgent = value;
-        break;
-      case 'x-request-id':
-        if (out.requestId !== undefined) return undefined;
-        out.requestId = value;
-        break;
-      case 'connection': {
-        if (connection) return undefined;
-        connection = true;
-        const v = value.toLowerCase();
-        if (v === 'close') out.close = true;
-        else if (v !== 'keep-alive') return undefined;
-        break;
-      }
-      default:
-        if (REFUSED.has(name.toLowerCase())) return undefined;
+    const lower = name.toLowerCase();
+    const field = READ.get(lower);
+    if (field !== undefined) {
+      if (out[field] !== undefined) return undefined; // given twice: Node's rules decide
+      out[field] = value;
+    } else if (lower === 'host') {
+      if (++hosts > 1) return undefined;
+    } else if (lower === 'connection') {
+      if (connection) return undefined;
+      connection = true;
+      const v = value.toLowerCase();
+      if (v === 'close') out.close = true;
+      else if (v !== 'keep-alive') return undefined;
+    } else if (REFUSED.has(lower)) {
+      return undefined;
     }
   }
   return hosts === 1 ? out : undefined;
