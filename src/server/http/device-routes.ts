@@ -113,6 +113,11 @@ class NodeExchange implements PhoneExchange {
   }
 }
 
+/** A safe name below a provisioning base, and the file it refers to (if any). */
+type Name = { path: string; ref: FileRef | undefined };
+/** A phone's request target: whose base, which name, and the path for the access line. */
+type Route = { key: string | undefined; name: Name | null; path: string };
+
 /** Paths the admin side owns even in single-tenant mode. */
 const ADMIN_PREFIXES = ['/api/', '/healthz', '/readyz'];
 
@@ -148,8 +153,8 @@ export function createDeviceHandler(deps: DeviceRoutesDeps): DeviceHandler {
     send(ex, status, { 'Content-Type': 'text/plain; charset=UTF-8', ...extra }, msg);
 
   /** Names below a base, resolved once: phones ask for the same few names again and again. */
-  const names = new Map<string, { path: string; ref: FileRef | undefined } | null>();
-  function resolve(rawRest: string): { path: string; ref: FileRef | undefined } | null {
+  const names = new Map<string, Name | null>();
+  function resolve(rawRest: string): Name | null {
     let hit = names.get(rawRest);
     if (hit === undefined) {
       const path = safeRelativePath(rawRest);
@@ -165,17 +170,16 @@ export function createDeviceHandler(deps: DeviceRoutesDeps): DeviceHandler {
    * tenant, its credentials, the rendered file): a boot storm's requests never wait on a promise.
    * Returns a promise only when it had to wait for the store, a render or a stream.
    */
-  function handle(ex: PhoneExchange, key: string, rawRest: string): void | Promise<void> {
+  function handle(ex: PhoneExchange, key: string, name: Name | null): void | Promise<void> {
     const method = ex.method;
     if (method !== 'GET' && method !== 'HEAD' && method !== 'PUT') return text(ex, 405, 'Method Not Allowed', { Allow: 'GET, HEAD, PUT' });
     const cached = tree.tenantByKeyCached(key);
-    if (cached === undefined) return tree.tenantByKey(key).then((found) => forTenant(ex, method, found, rawRest));
-    return forTenant(ex, method, cached ?? undefined, rawRest);
+    if (cached === undefined) return tree.tenantByKey(key).then((found) => forTenant(ex, method, found, name));
+    return forTenant(ex, method, cached ?? undefined, name);
   }
 
-  function forTenant(ex: PhoneExchange, method: string, found: { tenant: Tenant; secrets: TenantRow } | undefined, rawRest: string): void | Promise<void> {
+  function forTenant(ex: PhoneExchange, method: string, found: { tenant: Tenant; secrets: TenantRow } | undefined, name: Name | null): void | Promise<void> {
     if (!found) return text(ex, 404, 'Not Found');
-    const name = resolve(rawRest);
     if (!name) return text(ex, 404, 'Not Found');
 
     const now = clock.now().getTime();
@@ -200,7 +204,7 @@ export function createDeviceHandler(deps: DeviceRoutesDeps): DeviceHandler {
     ex: PhoneExchange,
     method: string,
     found: { tenant: Tenant; secrets: TenantRow },
-    name: { path: string; ref: FileRef | undefined },
+    name: Name,
     mac: string | null,
     candidates: Candidate[],
     now: number,
@@ -303,23 +307,26 @@ export function createDeviceHandler(deps: DeviceRoutesDeps): DeviceHandler {
   const idPrefix = randomUUID().slice(0, 8);
   let idCounter = 0;
 
-  /** Where a target goes: a tenant's base (`key`), the single-tenant root, or not the phones' at all. */
-  function route(target: string): { key: string | undefined; rest: string; path: string } | undefined {
+  /**
+   * Where a target goes: a tenant's base (`key`), the single-tenant root, or not the phones' at all;
+   * with the name below the base, resolved once for both lanes.
+   */
+  function route(target: string): Route | undefined {
     const q = target.indexOf('?');
     const path = q < 0 ? target : target.slice(0, q);
     if (path.startsWith('/p/')) {
       const slash = path.indexOf('/', 3);
       if (slash < 0) return undefined;
-      return { key: path.slice(3, slash), rest: path.slice(slash + 1), path };
+      return { key: path.slice(3, slash), name: resolve(path.slice(slash + 1)), path };
     }
     if (deps.defaultTenantKey && path.startsWith('/') && !ADMIN_PREFIXES.some((p) => path.startsWith(p))) {
-      return { key: undefined, rest: path.slice(1), path };
+      return { key: undefined, name: resolve(path.slice(1)), path };
     }
     return undefined;
   }
 
   /** Runs one routed request to its answer, with its request id, error boundary and access line. */
-  function enter(ex: PhoneExchange, r: { key: string | undefined; rest: string; path: string }): void {
+  function enter(ex: PhoneExchange, r: Route): void {
     const started = performance.now();
     const given = ex.givenRequestId;
     ex.requestId = given !== undefined && /^[A-Za-z0-9._-]{1,100}$/.test(given) ? given : `${idPrefix}-${(++idCounter).toString(36)}`;
@@ -338,8 +345,8 @@ export function createDeviceHandler(deps: DeviceRoutesDeps): DeviceHandler {
       const key = r.key;
       out =
         key !== undefined
-          ? handle(ex, key, r.rest)
-          : (deps.defaultTenantKey as () => Promise<string | undefined>)().then((k) => (k ? handle(ex, k, r.rest) : text(ex, 404, 'Not Found')));
+          ? handle(ex, key, r.name)
+          : (deps.defaultTenantKey as () => Promise<string | undefined>)().then((k) => (k ? handle(ex, k, r.name) : text(ex, 404, 'Not Found')));
     } catch (err) {
       failed(err);
     }
@@ -358,7 +365,7 @@ export function createDeviceHandler(deps: DeviceRoutesDeps): DeviceHandler {
       const r = route(ex.target);
       if (!r) return false;
       // Firmware streams (ranges, transfer slots) are Node's: decided before anything is touched.
-      if (resolve(r.rest)?.ref?.kind === 'firmware') return false;
+      if (r.name?.ref?.kind === 'firmware') return false;
       enter(ex, r);
       return true;
     },
