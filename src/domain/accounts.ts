@@ -9,6 +9,7 @@ import { hashPassword, needsRehash, passwordProblems, verifyPassword } from './p
 import { canGrant, type Role } from './roles.ts';
 import type { TokenCreate, UserCreate, UserUpdate } from './schemas.ts';
 import type { Page, PageRequest, Token, User } from './types.ts';
+import { CappedMap } from '../capped-map.ts';
 
 /** Who is calling, as established from a bearer token. */
 export interface Principal {
@@ -49,7 +50,7 @@ const hashToken = (token: string): string => createHash('sha256').update(token).
 export class Accounts {
   readonly #accountFailures: FailureCounter;
   readonly #sourceFailures: FailureCounter;
-  readonly #touched = new Map<string, number>();
+  readonly #touched = new CappedMap<string, number>(50_000);
   // Verifying against a dummy hash keeps sign-in time the same whether an email exists or not.
   #dummyHash: Promise<string> | undefined;
 
@@ -161,7 +162,6 @@ export class Accounts {
     const last = this.#touched.get(row.id) ?? 0;
     if (now.getTime() - last > 60_000) {
       this.#touched.set(row.id, now.getTime());
-      if (this.#touched.size > 50_000) this.#touched.clear();
       await this.store.tokens.touch(row.id, now.toISOString());
     }
     return {

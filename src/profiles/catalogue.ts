@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { CappedMap } from '../capped-map.ts';
 
 /** One known Polycom parameter's rule, from `templates/polycom-params.json`. */
 export type ParamRule =
@@ -24,7 +25,7 @@ export class ParamCatalogue {
   readonly #exact = new Map<string, CompiledRule>();
   readonly #patterns: CompiledRule[] = [];
   /** Which rule a name resolved to (null: none); names repeat across every device. */
-  readonly #lookup = new Map<string, CompiledRule | null>();
+  readonly #lookup = new CappedMap<string, CompiledRule | null>(100_000);
 
   constructor(rules: Record<string, ParamRule>) {
     for (const [name, rule] of Object.entries(rules)) {
@@ -47,7 +48,6 @@ export class ParamCatalogue {
     let c = this.#lookup.get(name);
     if (c === undefined) {
       c = this.#exact.get(name) ?? this.#patterns.find((p) => p.re.test(name)) ?? null;
-      if (this.#lookup.size > 100_000) this.#lookup.clear();
       this.#lookup.set(name, c);
     }
     if (!c) return { kind: 'unknown' };

@@ -26,6 +26,7 @@ import { DependencyCache } from './cache.ts';
 import { PHONE_FILES, UPLOAD_DIRS, parseName, type FileRef, type PhoneFileKind } from './names.ts';
 import type { UploadStore } from './uploads.ts';
 import { parseUserAgent } from './useragent.ts';
+import { CappedMap } from '../capped-map.ts';
 
 /** Who is asking, as the protocol adapter established it. */
 export interface Requester {
@@ -133,10 +134,10 @@ export class ProvisioningTree {
   readonly #inflight = new Map<string, Promise<DeviceEntry | undefined>>();
   readonly #seen = new Map<string, { tenantId: string; id: string; lastSeen: LastSeen }>();
   /** What was last written per device, so an unchanged sighting is written at most once a minute. */
-  readonly #persisted = new Map<string, { atMs: number; key: string }>();
+  readonly #persisted = new CappedMap<string, { atMs: number; key: string }>(200_000);
   readonly #timer: NodeJS.Timeout;
   readonly #unsubscribe: () => void;
-  readonly #tenants = new Map<string, { tenant: Tenant; secrets: TenantRow } | null>();
+  readonly #tenants = new CappedMap<string, { tenant: Tenant; secrets: TenantRow } | null>(10_000);
   #subnets: Promise<Array<{ cidr: Cidr; tenant: Tenant; siteId: string }>> | undefined;
   readonly #bootstrapMaster = served(masterXml({ configFiles: [BOOTSTRAP_FILE], directories: DIRECTORIES }));
   readonly #bootstrap = served(renderBootstrap());
@@ -169,7 +170,6 @@ export class ProvisioningTree {
       const tenant = await this.deps.store.tenants.getByProvisioningKey(key);
       const secrets = tenant ? await this.deps.store.tenants.getWithSecrets(tenant.id) : undefined;
       hit = tenant && secrets ? { tenant, secrets } : null;
-      if (this.#tenants.size > 10_000) this.#tenants.clear();
       this.#tenants.set(key, hit);
     }
     return hit ?? undefined;
@@ -390,7 +390,6 @@ export class ProvisioningTree {
     const last = this.#persisted.get(device.id);
     if (last && last.key === key && nowMs - last.atMs < SEEN_REFRESH_MS) return;
     this.#persisted.set(device.id, { atMs: nowMs, key });
-    if (this.#persisted.size > 200_000) this.#persisted.clear();
     const agent = parseUserAgent(req.userAgent);
     this.#seen.set(device.id, {
       tenantId: device.tenantId,

@@ -3,6 +3,8 @@
  * `FileTransport Polycom<Family>-<Model>-UA/<version>[ (SN:<mac>)][ Type/Application|Updater]`.
  * Anything else (a browser, curl, garbage) yields an empty result, never an error.
  */
+import { CappedMap } from '../capped-map.ts';
+
 export interface PhoneAgent {
   family: string | null;
   /** Model as the API stores it, e.g. `VVX500`, `SPIP550`, `SSIP6000`, `Trio8800`. */
@@ -27,12 +29,11 @@ export function parseUserAgent(ua: string | undefined | null): PhoneAgent {
   let hit = SEEN.get(ua);
   if (hit === undefined) {
     hit = Object.freeze(parse(ua));
-    if (SEEN.size >= 1000) SEEN.clear();
     SEEN.set(ua, hit);
   }
   return hit;
 }
-const SEEN = new Map<string, PhoneAgent>();
+const SEEN = new CappedMap<string, PhoneAgent>(1000);
 
 function parse(ua: string): PhoneAgent {
   const s = ua.length > 512 ? ua.slice(0, 512) : ua;

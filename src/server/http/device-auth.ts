@@ -1,6 +1,7 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../../clock.ts';
+import { CappedMap } from '../../capped-map.ts';
 
 /**
  * HTTP authentication of phones: Basic (RFC 7617) and Digest (RFC 7616, MD5 and SHA-256, qop=auth).
@@ -62,12 +63,11 @@ export function basicCredentials(header: string): { username: string; password: 
     const decoded = m?.[1] ? Buffer.from(m[1], 'base64').toString('utf8') : '';
     const colon = decoded.indexOf(':');
     hit = colon < 0 ? null : { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
-    if (BASIC.size >= 10_000) BASIC.clear();
     BASIC.set(header, hit);
   }
   return hit ?? undefined;
 }
-const BASIC = new Map<string, { username: string; password: string } | null>();
+const BASIC = new CappedMap<string, { username: string; password: string } | null>(10_000);
 
 export interface DeviceAuthOptions {
   clock: Clock;

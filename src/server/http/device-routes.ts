@@ -12,6 +12,7 @@ import type { FileRef } from '../../provisioning/names.ts';
 import { basicCredentials, type Candidate, type DeviceAuthenticator } from './device-auth.ts';
 import type { TransferLimiter } from '../../firmware/limits.ts';
 import { serveBlob } from './ranges.ts';
+import { CappedMap } from '../../capped-map.ts';
 
 export interface DeviceRoutesDeps {
   tree: ProvisioningTree;
@@ -153,13 +154,12 @@ export function createDeviceHandler(deps: DeviceRoutesDeps): DeviceHandler {
     send(ex, status, { 'Content-Type': 'text/plain; charset=UTF-8', ...extra }, msg);
 
   /** Names below a base, resolved once: phones ask for the same few names again and again. */
-  const names = new Map<string, Name | null>();
+  const names = new CappedMap<string, Name | null>(50_000);
   function resolve(rawRest: string): Name | null {
     let hit = names.get(rawRest);
     if (hit === undefined) {
       const path = safeRelativePath(rawRest);
       hit = path ? { path, ref: parseName(path) } : null;
-      if (names.size >= 50_000) names.clear();
       names.set(rawRest, hit);
     }
     return hit;
