@@ -3,6 +3,7 @@ import { XMLBuilder } from 'fast-xml-parser';
 import type { Device, Group, Profile, Site, Tenant } from '../domain/types.ts';
 import type { ParamCatalogue } from './catalogue.ts';
 import { substitute, VariableError, type Vars } from './variables.ts';
+import { CappedMap } from '../capped-map.ts';
 
 /** Where a parameter's value came from, lowest first. */
 export type LayerKind = 'defaults' | 'tenant' | 'site' | 'group' | 'device-profile' | 'device';
@@ -165,13 +166,12 @@ export function zoneOffsets(timeZone: string, year = 2026): { standard: number; 
   let z = ZONES.get(key);
   if (!z) {
     z = computeZoneOffsets(timeZone, year);
-    if (ZONES.size > 1000) ZONES.clear();
     ZONES.set(key, z);
   }
   return z;
 }
 /** Formatting a date in a zone costs tens of microseconds; a site's zone is asked for on every render. */
-const ZONES = new Map<string, { standard: number; hasDst: boolean }>();
+const ZONES = new CappedMap<string, { standard: number; hasDst: boolean }>(1000);
 
 function computeZoneOffsets(timeZone: string, year: number): { standard: number; hasDst: boolean } {
   const offsetAt = (month: number): number => {
@@ -290,6 +290,7 @@ export function renderDevice(input: RenderInput, catalogue: ParamCatalogue): Dev
   // winning value and the chain of values it beat (turned into `overrides` when asked).
   const layers = layersFor(input);
   const lists = layers.map((l) => entriesOf(l.params));
+  const badNames = lists.some((l) => l.badNames);
   const at = lists.map(() => 0);
   const names: string[] = [];
   const wins: Win[] = [];
@@ -308,8 +309,10 @@ export function renderDevice(input: RenderInput, catalogue: ParamCatalogue): Dev
       at[j] = i + 1;
       const layer = layers[j] as Layer;
       const raw = list.values[i] as string;
+      const kind = list.kinds[i] as number;
       let value = raw;
-      if (raw.includes('{{')) {
+      let odd = kind === ODD;
+      if (kind === TEMPLATE) {
         try {
           value = substitute(raw, layer.kind === 'defaults' ? shared : vars, where(min, layer));
         } catch (err) {
@@ -317,8 +320,9 @@ export function renderDevice(input: RenderInput, catalogue: ParamCatalogue): Dev
           else throw err;
           continue;
         }
+        odd = MAY_NEED_ESCAPE.test(value);
       }
-      win = { value, layer, prev: win };
+      win = { value, odd, layer, prev: win };
     }
     if (win) {
       names.push(min);
@@ -330,11 +334,11 @@ export function renderDevice(input: RenderInput, catalogue: ParamCatalogue): Dev
   for (let i = 0; i < names.length; i++) {
     const name = names[i] as string;
     const w = wins[i] as Win;
-    if (!PARAM_NAME.test(name)) {
+    if (badNames && !PARAM_NAME.test(name)) {
       problems.push(`"${name.slice(0, 200)}" (${w.layer.source}) is not a parameter name`);
       continue;
     }
-    const unfit = MAY_NEED_ESCAPE.test(w.value) ? notXmlText(w.value) : undefined;
+    const unfit = w.odd ? notXmlText(w.value) : undefined;
     if (unfit) {
       problems.push(`${name} (${w.layer.source}): ${unfit}`);
       continue;
@@ -349,7 +353,7 @@ export function renderDevice(input: RenderInput, catalogue: ParamCatalogue): Dev
   let xml = `${DECLARATION}<!-- edgeprov: ${input.device.mac} -->\n<polycomConfig`;
   for (let i = 0; i < names.length; i++) {
     const w = wins[i] as Win;
-    if (w.layer.kind !== 'defaults') xml += `\n  ${names[i] as string}="${xmlAttr(w.value)}"`;
+    if (w.layer.kind !== 'defaults') xml += `\n  ${names[i] as string}="${w.odd ? xmlAttr(w.value) : w.value}"`;
   }
   xml += '/>\n';
   const defaults = renderDefaults(input.tenant, input.server);
@@ -364,17 +368,30 @@ interface Entries {
   /** Sorted. */
   names: string[];
   values: string[];
+  /** Per value: {@link PLAIN}, {@link ODD} or {@link TEMPLATE}. */
+  kinds: Uint8Array;
+  /** Some name is not a parameter name (the render then says which). */
+  badNames: boolean;
 }
+/** A value written as it is. */
+const PLAIN = 0;
+/** A value with a character to escape or refuse. */
+const ODD = 1;
+/** A value with variables, looked at again once they are substituted. */
+const TEMPLATE = 2;
 
 /**
- * A layer's parameters as sorted arrays: profile objects hold hundreds of names, and walking such
- * an object is several times slower than walking an array. Kept per object, which layers never change.
+ * A layer's parameters as sorted arrays, with what each value needs: profile objects hold hundreds
+ * of names, and walking such an object is several times slower than walking an array, and looking
+ * at each value again on every render slower still. Kept per object, which layers never change.
  */
 function entriesOf(params: Record<string, string>): Entries {
   let e = ENTRIES.get(params);
   if (!e) {
     const names = Object.keys(params).sort();
-    e = { names, values: names.map((n) => params[n] as string) };
+    const values = names.map((n) => params[n] as string);
+    const kinds = Uint8Array.from(values, (v) => (v.includes('{{') ? TEMPLATE : MAY_NEED_ESCAPE.test(v) ? ODD : PLAIN));
+    e = { names, values, kinds, badNames: names.some((n) => !PARAM_NAME.test(n)) };
     ENTRIES.set(params, e);
   }
   return e;
@@ -385,6 +402,8 @@ const where = (name: string, layer: Layer) => (): string => `${name} (${layer.so
 
 interface Win {
   value: string;
+  /** The value has a character to escape or refuse. */
+  odd: boolean;
   layer: Layer;
   /** The value this one beat. */
   prev: Win | undefined;
@@ -421,13 +440,12 @@ export function renderDefaults(tenant: Tenant, server: ServerInfo): string {
   let xml = DEFAULTS.get(key);
   if (xml === undefined) {
     xml = buildDefaults(tenant, server);
-    if (DEFAULTS.size > 10_000) DEFAULTS.clear();
     DEFAULTS.set(key, xml);
   }
   return xml;
 }
 /** Rendered defaults by the shared variables they depend on (every device render includes them). */
-const DEFAULTS = new Map<string, string>();
+const DEFAULTS = new CappedMap<string, string>(10_000);
 
 function buildDefaults(tenant: Tenant, server: ServerInfo): string {
   const vars = new Map(sharedVariables(tenant, server));

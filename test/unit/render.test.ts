@@ -71,6 +71,50 @@ test('strict variables: unknown or empty fail with the names', () => {
   }
 });
 
+test('a template split once still substitutes each caller\'s values, and checks what they bring', () => {
+  const a = new Map<string, string | undefined>([['x', 'one'], ['y', 'two']]);
+  const b = new Map<string, string | undefined>([['x', 'uno'], ['y', 'dos']]);
+  const t = 'pre {{x}} mid {{ y }} post';
+  assert.is(substitute(t, a, 'w'), 'pre one mid two post');
+  assert.is(substitute(t, b, 'w'), 'pre uno mid dos post');
+  assert.is(substitute(t, a, 'w'), 'pre one mid two post');
+  // A value that brings braces of its own leaves a hole the phone would see: refused.
+  assert.throws(() => substitute(t, new Map([['x', '{{y}}'], ['y', 'two']]), 'w'), /unbalanced/);
+  assert.throws(() => substitute('a{{{x}}', new Map([['x', '{b']]), 'w'), /unbalanced/);
+  // Long values are not kept, and substitute the same.
+  const long = `${'z'.repeat(2000)}{{x}}`;
+  assert.is(substitute(long, a, 'w'), `${'z'.repeat(2000)}one`);
+  assert.is(substitute(long, b, 'w'), `${'z'.repeat(2000)}uno`);
+});
+
+test('a substituted value is escaped or refused by what it became, not by its template', () => {
+  const profiles = new Map([['p1', { id: 'p1', tenantId: 't', name: 'P', description: '', params: { 'lcl.ml.lang': '{{device.name}}', 'my.label': 'plain {{device.name}}' }, createdAt: '', updatedAt: '' }]]);
+  const amp = renderDevice(input({ profiles, device: { ...device, name: 'R&D <1>' } }), catalogue);
+  assert.match(amp.files[0]!.body, /my\.label="plain R&amp;D &lt;1&gt;"/);
+  assert.is(XMLValidator.validate(amp.files[0]!.body), true);
+  try {
+    renderDevice(input({ profiles, device: { ...device, name: 'bell\u0007' } }), catalogue);
+    assert.unreachable();
+  } catch (err) {
+    assert.instance(err, RenderError);
+    assert.match((err as RenderError).problems.join('\n'), /my\.label .*U\+0007/);
+  }
+  // The same profile object, rendered for a plain name again: nothing of the last render stays.
+  const plain = renderDevice(input({ profiles }), catalogue);
+  assert.match(plain.files[0]!.body, /my\.label="plain Desk"/);
+});
+
+test('a name that is not a parameter name fails the render, in whichever layer it is', () => {
+  const profiles = new Map([['p1', { id: 'p1', tenantId: 't', name: 'P', description: '', params: { 'ok.name': '1', 'bad name': '1' }, createdAt: '', updatedAt: '' }]]);
+  try {
+    renderDevice(input({ profiles }), catalogue);
+    assert.unreachable();
+  } catch (err) {
+    assert.instance(err, RenderError);
+    assert.match((err as RenderError).problems[0] ?? '', /"bad name" \(profile "P"/);
+  }
+});
+
 test('a device render: lines become reg.N, variables resolve, defaults go to the shared file', () => {
   const r = renderDevice(input(), catalogue);
   const dev = r.files[0]!.body;
