@@ -330,16 +330,6 @@ export function createDeviceHandler(deps: DeviceRoutesDeps): DeviceHandler {
     const started = performance.now();
     const given = ex.givenRequestId;
     ex.requestId = given !== undefined && /^[A-Za-z0-9._-]{1,100}$/.test(given) ? given : `${idPrefix}-${(++idCounter).toString(36)}`;
-    const finish = () => {
-      if (requestLine.enabled()) {
-        requestLine.write({ reqId: ex.requestId, method: ex.method, path: r.path, status: ex.status, ms: Math.round((performance.now() - started) * 10) / 10, ip: ex.ip });
-      }
-    };
-    const failed = (err: unknown) => {
-      logger.error({ err, reqId: ex.requestId }, 'unhandled error on the phone path');
-      if (!ex.sent) text(ex, 500, 'Internal Server Error');
-      else ex.destroy();
-    };
     let out: void | Promise<void> = undefined;
     try {
       const key = r.key;
@@ -348,10 +338,23 @@ export function createDeviceHandler(deps: DeviceRoutesDeps): DeviceHandler {
           ? handle(ex, key, r.name)
           : (deps.defaultTenantKey as () => Promise<string | undefined>)().then((k) => (k ? handle(ex, k, r.name) : text(ex, 404, 'Not Found')));
     } catch (err) {
-      failed(err);
+      failed(ex, err);
     }
-    if (out) out.catch(failed).finally(finish);
-    else finish();
+    // Closures only for the few requests that wait: a boot storm's are answered before this line.
+    if (out) out.catch((err: unknown) => failed(ex, err)).finally(() => finish(ex, r, started));
+    else finish(ex, r, started);
+  }
+
+  function failed(ex: PhoneExchange, err: unknown): void {
+    logger.error({ err, reqId: ex.requestId }, 'unhandled error on the phone path');
+    if (!ex.sent) text(ex, 500, 'Internal Server Error');
+    else ex.destroy();
+  }
+
+  function finish(ex: PhoneExchange, r: Route, started: number): void {
+    if (requestLine.enabled()) {
+      requestLine.write({ reqId: ex.requestId, method: ex.method, path: r.path, status: ex.status, ms: Math.round((performance.now() - started) * 10) / 10, ip: ex.ip });
+    }
   }
 
   return {
