@@ -1,8 +1,8 @@
 /**
- * `npm run bench -- boot-storm [--phones N] [--stored M] [--seconds S] [--rounds R]`
+ * `npm run bench -- boot-storm [--phones N] [--stored M] [--seconds S] [--rounds R] [--only TEXT]`
  *
  * Boot storm: edgeprov (one core) against nginx serving the same files pre-rendered from disk
- * (one worker, same core) and a bare node:http server returning fixed bytes, all in one run, with
+ * (one worker, same core) and a bare Node server answering each path with the same bytes, all in one run, with
  * the load generator (wrk, and the phone simulator) on the other core. Needs Debian's nginx and wrk:
  * `apt-get install nginx wrk`.
  */
@@ -22,6 +22,8 @@ const PHONES = arg('phones', 5000);
 const STORED = Math.max(arg('stored', 10_000), PHONES);
 const SECONDS = arg('seconds', 4);
 const ROUNDS = arg('rounds', 5);
+/** `--only <text>`: just the wrk scenarios whose name contains it (say, "HTTP keep-alive"), no simulator storm. */
+const ONLY = process.argv.includes('--only') ? (process.argv[process.argv.indexOf('--only') + 1] ?? '') : undefined;
 const SERVER_CORE = 1;
 const CLIENT_CORE = 0;
 
@@ -72,7 +74,6 @@ async function main(): Promise<void> {
     writeFileSync(file, Buffer.from(await res.arrayBuffer()));
   };
   for (let i = 0; i < paths.length; i += 200) await Promise.all(paths.slice(i, i + 200).map(fetchFile));
-  const sample = readFileSync(join(www, paths[1] as string));
   await run('chmod', ['-R', 'a+rX', work]);
   agent.destroy();
 
@@ -106,12 +107,12 @@ async function main(): Promise<void> {
   const nginx = await startPinned(SERVER_CORE, 'nginx', ['-c', nginxConf, '-p', work], undefined);
   await waitForPort(18481);
 
-  // A bare node:http server returning the same bytes: the ceiling for any Node server.
-  const bare = await startBare(sample);
+  // A bare node:http server returning the same bytes to the same requests: the ceiling for any Node server.
+  const bare = await startBare(www);
   // And bare node:https servers with each certificate: what Node's TLS allows per new connection.
   const bareTls = {
-    ecdsa: await startBare(sample, { cert: join(tlsDir, 'server-ecdsa.crt'), key: join(tlsDir, 'server-ecdsa.key') }),
-    rsa: await startBare(sample, { cert: join(tlsDir, 'server-rsa.crt'), key: join(tlsDir, 'server-rsa.key') }),
+    ecdsa: await startBare(www, { cert: join(tlsDir, 'server-ecdsa.crt'), key: join(tlsDir, 'server-ecdsa.key') }),
+    rsa: await startBare(www, { cert: join(tlsDir, 'server-rsa.crt'), key: join(tlsDir, 'server-rsa.key') }),
   };
 
   // The same server with just the RSA certificate, on the same data, beside the first one (idle
@@ -135,9 +136,9 @@ async function main(): Promise<void> {
   await notePeak('seeding and the first fetch of every file');
 
   type Run = { label: string; target: string; url: string; headers?: Record<string, string>; connections?: number; paths?: string[] };
-  const runs: Run[] = [
+  const all: Run[] = [
     { label: 'HTTP keep-alive', target: 'edgeprov', url: `http://127.0.0.1:${srv.http}`, headers: auth },
-    { label: 'HTTP keep-alive', target: 'bare node:http', url: `http://127.0.0.1:${bare.port}`, paths: ['/x'] },
+    { label: 'HTTP keep-alive', target: 'bare node:http', url: `http://127.0.0.1:${bare.port}`, headers: auth },
     { label: 'HTTP keep-alive', target: 'nginx static', url: 'http://127.0.0.1:18481' },
     { label: 'HTTPS keep-alive', target: 'edgeprov', url: `https://127.0.0.1:${srv.https}`, headers: auth },
     { label: 'HTTPS keep-alive', target: 'nginx static', url: 'https://127.0.0.1:18482' },
@@ -145,9 +146,10 @@ async function main(): Promise<void> {
     { label: 'HTTPS new conn (ECDSA)', target: 'nginx static', url: 'https://127.0.0.1:18482', headers: close, connections: 32 },
     { label: 'HTTPS new conn (RSA)', target: 'edgeprov', url: `https://127.0.0.1:${rsa.https}`, headers: { ...auth, ...close }, connections: 32 },
     { label: 'HTTPS new conn (RSA)', target: 'nginx static', url: 'https://127.0.0.1:18483', headers: close, connections: 32 },
-    { label: 'HTTPS new conn (ECDSA)', target: 'bare node:https', url: `https://127.0.0.1:${bareTls.ecdsa.port}`, headers: close, connections: 32, paths: ['/x'] },
-    { label: 'HTTPS new conn (RSA)', target: 'bare node:https', url: `https://127.0.0.1:${bareTls.rsa.port}`, headers: close, connections: 32, paths: ['/x'] },
+    { label: 'HTTPS new conn (ECDSA)', target: 'bare node:https', url: `https://127.0.0.1:${bareTls.ecdsa.port}`, headers: { ...auth, ...close }, connections: 32 },
+    { label: 'HTTPS new conn (RSA)', target: 'bare node:https', url: `https://127.0.0.1:${bareTls.rsa.port}`, headers: { ...auth, ...close }, connections: 32 },
   ];
+  const runs = ONLY === undefined ? all : all.filter((r) => r.label.includes(ONLY));
   // Rounds, each running every scenario once: a slow spell of this shared machine then lands on
   // one round of everything instead of on one server, and the median of the rounds is reported.
   const samples = new Map<string, WrkResult[]>();
@@ -172,7 +174,7 @@ async function main(): Promise<void> {
   }
 
   // Full phone boots: the simulator with Digest, every file, optional probes and log uploads.
-  const storm = await simulatorStorm(`https://127.0.0.1:${srv.https}${base}`, prov.username, prov.password, caPem);
+  const storm = ONLY !== undefined ? undefined : await simulatorStorm(`https://127.0.0.1:${srv.https}${base}`, prov.username, prov.password, caPem);
   await notePeak('the phone simulator storm');
   const rss = Math.max(...peaks.map(([, mb]) => mb));
   await stop(srv.child);
@@ -181,7 +183,7 @@ async function main(): Promise<void> {
   bareTls.ecdsa.close();
   bareTls.rsa.close();
 
-  const cold = Math.max(coldRender(), coldRender(), coldRender());
+  const cold = storm ? Math.max(coldRender(), coldRender(), coldRender()) : 0;
   const get = (k: string) => results[k]?.rps ?? 0;
   // Each ratio is the median of the ratios within a round, where the two servers ran seconds
   // apart: a slow spell of the machine then moves both sides of one ratio, not one side of all.
@@ -206,6 +208,7 @@ async function main(): Promise<void> {
       ],
     )}\n\n`,
   );
+  if (!storm) return;
   process.stdout.write(
     `${table(
       ['phone simulator storm (HTTPS, Digest, keep-alive)', 'value'],
@@ -222,10 +225,14 @@ async function main(): Promise<void> {
   );
 }
 
-/** A bare node:http server returning `body` to every request, or node:https with `tls` (PEM files) and edgeprov's TLS settings. */
-function startBare(body: Buffer, tls?: { cert: string; key: string }): Promise<{ port: number; close: () => void }> {
+/**
+ * A bare node:http server answering each path with the same bytes edgeprov answers it with (every
+ * file under `www`, held in memory), or node:https with `tls` (PEM files) and edgeprov's TLS
+ * settings: what Node itself allows on the same requests.
+ */
+function startBare(www: string, tls?: { cert: string; key: string }): Promise<{ port: number; close: () => void }> {
   const server = tls
-    ? `require('node:https').createServer({ cert: require('node:fs').readFileSync(${JSON.stringify(tls.cert)}), key: require('node:fs').readFileSync(${JSON.stringify(tls.key)}), minVersion: 'TLSv1.2', ciphers: ${JSON.stringify(TLS_CIPHERS)}, honorCipherOrder: true, ecdhCurve: 'X25519:P-256:P-384' }, handler)`
+    ? `require('node:https').createServer({ cert: fs.readFileSync(${JSON.stringify(tls.cert)}), key: fs.readFileSync(${JSON.stringify(tls.key)}), minVersion: 'TLSv1.2', ciphers: ${JSON.stringify(TLS_CIPHERS)}, honorCipherOrder: true, ecdhCurve: 'X25519:P-256:P-384' }, handler)`
     : `require('node:http').createServer(handler)`;
   // In this process (core 0 runs wrk), so pin it by running it as its own pinned child instead.
   return startPinned(
@@ -233,8 +240,19 @@ function startBare(body: Buffer, tls?: { cert: string; key: string }): Promise<{
     process.execPath,
     [
       '-e',
-      `const b = Buffer.from(${JSON.stringify(body.toString('base64'))}, 'base64');
-       const handler = (q, r) => { r.writeHead(200, { 'Content-Type': 'application/xml', 'Content-Length': b.length, ETag: '"x"' }); r.end(b); };
+      `const fs = require('node:fs'); const path = require('node:path');
+       const www = ${JSON.stringify(www)};
+       const files = new Map();
+       for (const f of fs.readdirSync(www, { recursive: true })) {
+         const full = path.join(www, f);
+         if (fs.statSync(full).isFile()) files.set('/' + f, fs.readFileSync(full));
+       }
+       const handler = (q, r) => {
+         const b = files.get(q.url);
+         if (!b) { r.writeHead(404, { 'Content-Length': 0 }); r.end(); return; }
+         r.writeHead(200, { 'Content-Type': 'application/xml', 'Content-Length': b.length, ETag: '"x"' });
+         r.end(b);
+       };
        const s = ${server};
        s.keepAliveTimeout = 65000; s.listen(0, '127.0.0.1', () => console.log('bare ' + s.address().port));`,
     ],
