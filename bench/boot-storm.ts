@@ -6,13 +6,13 @@
  * the load generator (wrk, and the phone simulator) on the other core. Needs Debian's nginx and wrk:
  * `apt-get install nginx wrk`.
  */
-import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { coldRender } from './render-lib.ts';
 import { TLS_CIPHERS } from '../src/server/tls.ts';
 import { bootPhone, keepAliveAgent } from '../src/sim/phone.ts';
-import { type WrkResult, json, nginxConfig, peakRssMb, pinSelf, ratio, requireTool, run, startEdgeprovBench, startPinned, stop, table, tempDir, waitForPort, wrk } from './lib.ts';
+import { type WrkResult, cpuMeter, curlNewConnections, json, nginxConfig, peakRssMb, pinSelf, requireTool, run, serverPid, startEdgeprovBench, startPinned, stop, table, tempDir, waitForPort, wrk } from './lib.ts';
 
 const arg = (name: string, def: number): number => {
   const i = process.argv.indexOf(`--${name}`);
@@ -22,6 +22,8 @@ const PHONES = arg('phones', 5000);
 const STORED = Math.max(arg('stored', 10_000), PHONES);
 const SECONDS = arg('seconds', 4);
 const ROUNDS = arg('rounds', 5);
+/** New phones per round in the new-connection scenarios (one request each, full handshake). */
+const NEW_PER_ROUND = arg('new-per-round', 2000);
 /** `--only <text>`: just the wrk scenarios whose name contains it (say, "HTTP keep-alive"), no simulator storm. */
 const ONLY = process.argv.includes('--only') ? (process.argv[process.argv.indexOf('--only') + 1] ?? '') : undefined;
 const SERVER_CORE = 1;
@@ -29,6 +31,7 @@ const CLIENT_CORE = 0;
 
 requireTool('nginx', 'apt-get install nginx');
 requireTool('wrk', 'apt-get install wrk');
+requireTool('curl', 'apt-get install curl');
 requireTool('taskset', 'apt-get install util-linux');
 
 const work = tempDir('edgeprov-bench-');
@@ -127,7 +130,6 @@ async function main(): Promise<void> {
   for (let i = 0; i < paths.length; i += 200) await Promise.all(paths.slice(i, i + 200).map(warm));
 
   const auth = { Authorization: basic };
-  const close = { Connection: 'close' };
   const peaks: Array<[string, number]> = [];
   const notePeak = async (phase: string) => {
     peaks.push([phase, peakRssMb(srv.pid)]);
@@ -135,42 +137,60 @@ async function main(): Promise<void> {
   };
   await notePeak('seeding and the first fetch of every file');
 
-  type Run = { label: string; target: string; url: string; headers?: Record<string, string>; connections?: number; paths?: string[] };
+  // Each server's CPU time, read around every run: what a request costs the server whether or not
+  // the client core kept it busy (full TLS handshakes cost the client about as much as the server).
+  const nginxWorker = await serverPid(nginx.child);
+  const meters = new Map<number, ReturnType<typeof cpuMeter>>();
+  for (const [name, pid] of [['edgeprov', srv.pid], ['edgeprov-rsa', rsa.pid], ['nginx', nginxWorker], ['bare', bare.pid], ['bare-ecdsa', bareTls.ecdsa.pid], ['bare-rsa', bareTls.rsa.pid]] as const) {
+    meters.set(pid, cpuMeter(name, pid));
+  }
+
+  // Keep-alive scenarios run wrk for a while; new-connection ones send each of NEW_PER_ROUND
+  // phones' master file on a connection of its own with a full handshake (curl, see lib.ts).
+  type Run = { label: string; target: string; url: string; pid: number; headers?: Record<string, string>; fresh?: boolean };
   const all: Run[] = [
-    { label: 'HTTP keep-alive', target: 'edgeprov', url: `http://127.0.0.1:${srv.http}`, headers: auth },
-    { label: 'HTTP keep-alive', target: 'bare node:http', url: `http://127.0.0.1:${bare.port}`, headers: auth },
-    { label: 'HTTP keep-alive', target: 'nginx static', url: 'http://127.0.0.1:18481' },
-    { label: 'HTTPS keep-alive', target: 'edgeprov', url: `https://127.0.0.1:${srv.https}`, headers: auth },
-    { label: 'HTTPS keep-alive', target: 'nginx static', url: 'https://127.0.0.1:18482' },
-    { label: 'HTTPS new conn (ECDSA)', target: 'edgeprov', url: `https://127.0.0.1:${srv.https}`, headers: { ...auth, ...close }, connections: 32 },
-    { label: 'HTTPS new conn (ECDSA)', target: 'nginx static', url: 'https://127.0.0.1:18482', headers: close, connections: 32 },
-    { label: 'HTTPS new conn (RSA)', target: 'edgeprov', url: `https://127.0.0.1:${rsa.https}`, headers: { ...auth, ...close }, connections: 32 },
-    { label: 'HTTPS new conn (RSA)', target: 'nginx static', url: 'https://127.0.0.1:18483', headers: close, connections: 32 },
-    { label: 'HTTPS new conn (ECDSA)', target: 'bare node:https', url: `https://127.0.0.1:${bareTls.ecdsa.port}`, headers: { ...auth, ...close }, connections: 32 },
-    { label: 'HTTPS new conn (RSA)', target: 'bare node:https', url: `https://127.0.0.1:${bareTls.rsa.port}`, headers: { ...auth, ...close }, connections: 32 },
+    { label: 'HTTP keep-alive', target: 'edgeprov', url: `http://127.0.0.1:${srv.http}`, pid: srv.pid, headers: auth },
+    { label: 'HTTP keep-alive', target: 'bare node:http', url: `http://127.0.0.1:${bare.port}`, pid: bare.pid, headers: auth },
+    { label: 'HTTP keep-alive', target: 'nginx static', url: 'http://127.0.0.1:18481', pid: nginxWorker },
+    { label: 'HTTPS keep-alive', target: 'edgeprov', url: `https://127.0.0.1:${srv.https}`, pid: srv.pid, headers: auth },
+    { label: 'HTTPS keep-alive', target: 'nginx static', url: 'https://127.0.0.1:18482', pid: nginxWorker },
+    { label: 'HTTPS new phone (ECDSA)', target: 'edgeprov', url: `https://127.0.0.1:${srv.https}`, pid: srv.pid, headers: auth, fresh: true },
+    { label: 'HTTPS new phone (ECDSA)', target: 'nginx static', url: 'https://127.0.0.1:18482', pid: nginxWorker, fresh: true },
+    { label: 'HTTPS new phone (ECDSA)', target: 'bare node:https', url: `https://127.0.0.1:${bareTls.ecdsa.port}`, pid: bareTls.ecdsa.pid, headers: auth, fresh: true },
+    { label: 'HTTPS new phone (RSA)', target: 'edgeprov', url: `https://127.0.0.1:${rsa.https}`, pid: rsa.pid, headers: auth, fresh: true },
+    { label: 'HTTPS new phone (RSA)', target: 'nginx static', url: 'https://127.0.0.1:18483', pid: nginxWorker, fresh: true },
+    { label: 'HTTPS new phone (RSA)', target: 'bare node:https', url: `https://127.0.0.1:${bareTls.rsa.port}`, pid: bareTls.rsa.pid, headers: auth, fresh: true },
   ];
   const runs = ONLY === undefined ? all : all.filter((r) => r.label.includes(ONLY));
   // Rounds, each running every scenario once: a slow spell of this shared machine then lands on
   // one round of everything instead of on one server, and the median of the rounds is reported.
-  const samples = new Map<string, WrkResult[]>();
+  type Sample = WrkResult & { cpuUs: number };
+  const samples = new Map<string, Sample[]>();
+  const masters = paths.filter((_, i) => i % 3 === 0);
   for (let round = 1; round <= ROUNDS; round++) {
+    // Phones not seen in earlier rounds, the same ones for every server of this round.
+    const from = ((round - 1) * NEW_PER_ROUND) % masters.length;
+    const phones = masters.slice(from, from + NEW_PER_ROUND);
     for (const r of runs) {
-      const res = await wrk({ core: CLIENT_CORE, url: r.url, paths: r.paths ?? paths, seconds: SECONDS, connections: r.connections ?? 64, ...(r.headers && { headers: r.headers }) });
+      const meter = meters.get(r.pid) as ReturnType<typeof cpuMeter>;
+      const cpu0 = meter.seconds();
+      const res = r.fresh
+        ? await curlNewConnections({ core: CLIENT_CORE, url: r.url, paths: phones, parallel: 32, ...(r.headers && { headers: r.headers }) })
+        : await wrk({ core: CLIENT_CORE, url: r.url, paths, seconds: SECONDS, connections: 64, ...(r.headers && { headers: r.headers }) });
+      const cpuUs = Math.round(((meter.seconds() - cpu0) * 1e6) / Math.max(1, res.requests));
       const key = `${r.label}/${r.target}`;
-      samples.set(key, [...(samples.get(key) ?? []), res]);
-      process.stdout.write(`  round ${round}  ${r.label.padEnd(24)} ${r.target.padEnd(16)} ${String(res.rps).padStart(8)} req/s  p50 ${res.p50ms} ms  p99 ${res.p99ms} ms  errors ${res.errors}\n`);
+      samples.set(key, [...(samples.get(key) ?? []), { ...res, cpuUs }]);
+      process.stdout.write(`  round ${round}  ${r.label.padEnd(24)} ${r.target.padEnd(16)} ${String(res.rps).padStart(8)} req/s  p50 ${res.p50ms} ms  p99 ${res.p99ms} ms  server CPU ${cpuUs} µs/req  errors ${res.errors}\n`);
     }
   }
+  for (const m of meters.values()) m.remove();
   await notePeak('the wrk rounds');
   await stop(rsa.child);
   const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)] as number;
   const rows: Array<Array<string | number>> = [];
-  const results: Record<string, { rps: number }> = {};
   for (const r of runs) {
     const got = samples.get(`${r.label}/${r.target}`) ?? [];
-    const m = { rps: median(got.map((g) => g.rps)), p50: median(got.map((g) => g.p50ms)), p99: median(got.map((g) => g.p99ms)), errors: got.reduce((n, g) => n + g.errors, 0) };
-    results[`${r.label}/${r.target}`] = m;
-    rows.push([r.label, r.target, m.rps, m.p50, m.p99, m.errors]);
+    rows.push([r.label, r.target, median(got.map((g) => g.rps)), median(got.map((g) => g.p50ms)), median(got.map((g) => g.p99ms)), median(got.map((g) => g.cpuUs)), got.reduce((n, g) => n + g.errors, 0)]);
   }
 
   // Full phone boots: the simulator with Digest, every file, optional probes and log uploads.
@@ -184,27 +204,35 @@ async function main(): Promise<void> {
   bareTls.rsa.close();
 
   const cold = storm ? Math.max(coldRender(), coldRender(), coldRender()) : 0;
-  const get = (k: string) => results[k]?.rps ?? 0;
   // Each ratio is the median of the ratios within a round, where the two servers ran seconds
   // apart: a slow spell of the machine then moves both sides of one ratio, not one side of all.
-  const paired = (a: string, b: string): string => {
+  // Throughput: requests/s over requests/s. Per server CPU: what one core could serve, from each
+  // server's CPU time per request, which the client core cannot cap.
+  const paired = (a: string, b: string, of: (x: Sample, y: Sample) => number): string => {
     const as = samples.get(a) ?? [];
     const bs = samples.get(b) ?? [];
-    const rs = as.map((x, i) => x.rps / Math.max(1, bs[i]?.rps ?? 0));
+    const rs = as.flatMap((x, i) => (bs[i] ? [of(x, bs[i] as Sample)] : []));
     return rs.length ? median(rs).toFixed(2) : 'n/a';
   };
-  process.stdout.write(`\nmedians of ${ROUNDS} rounds of ${SECONDS} s:\n${table(['scenario', 'server', 'req/s', 'p50 ms', 'p99 ms', 'errors'], rows)}\n\n`);
+  const ratioRow = (name: string, a: string, b: string, target: string) => [
+    name,
+    paired(a, b, (x, y) => x.rps / Math.max(1, y.rps)),
+    paired(a, b, (x, y) => y.cpuUs / Math.max(1, x.cpuUs)),
+    target,
+  ];
+  process.stdout.write(`\nmedians of ${ROUNDS} rounds (keep-alive: ${SECONDS} s of wrk; new phone: ${NEW_PER_ROUND} phones, one request each on its own connection):\n${table(['scenario', 'server', 'req/s', 'p50 ms', 'p99 ms', 'server CPU µs/req', 'errors'], rows)}\n\n`);
   process.stdout.write(
     `${table(
-      ['ratio', 'median of per-round ratios', 'ratio of medians', 'target'],
+      ['ratio (median of per-round ratios)', 'throughput', 'per server CPU', 'target'],
       [
-        ['HTTP keep-alive: edgeprov / bare node:http', paired('HTTP keep-alive/edgeprov', 'HTTP keep-alive/bare node:http'), ratio(get('HTTP keep-alive/edgeprov'), get('HTTP keep-alive/bare node:http')), '≥ 0.9'],
-        ['HTTP keep-alive: edgeprov / nginx', paired('HTTP keep-alive/edgeprov', 'HTTP keep-alive/nginx static'), ratio(get('HTTP keep-alive/edgeprov'), get('HTTP keep-alive/nginx static')), '≥ 0.5'],
-        ['HTTPS keep-alive: edgeprov / nginx', paired('HTTPS keep-alive/edgeprov', 'HTTPS keep-alive/nginx static'), ratio(get('HTTPS keep-alive/edgeprov'), get('HTTPS keep-alive/nginx static')), '≥ 0.4'],
-        ['HTTPS new conn ECDSA: edgeprov / nginx', paired('HTTPS new conn (ECDSA)/edgeprov', 'HTTPS new conn (ECDSA)/nginx static'), ratio(get('HTTPS new conn (ECDSA)/edgeprov'), get('HTTPS new conn (ECDSA)/nginx static')), '≥ 0.4'],
-        ['HTTPS new conn: edgeprov ECDSA / RSA', paired('HTTPS new conn (ECDSA)/edgeprov', 'HTTPS new conn (RSA)/edgeprov'), ratio(get('HTTPS new conn (ECDSA)/edgeprov'), get('HTTPS new conn (RSA)/edgeprov')), '≥ 3'],
-        ['HTTPS new conn: bare node:https ECDSA / RSA (reference)', paired('HTTPS new conn (ECDSA)/bare node:https', 'HTTPS new conn (RSA)/bare node:https'), ratio(get('HTTPS new conn (ECDSA)/bare node:https'), get('HTTPS new conn (RSA)/bare node:https')), ''],
-        ['HTTPS new conn ECDSA: edgeprov / bare node:https (reference)', paired('HTTPS new conn (ECDSA)/edgeprov', 'HTTPS new conn (ECDSA)/bare node:https'), ratio(get('HTTPS new conn (ECDSA)/edgeprov'), get('HTTPS new conn (ECDSA)/bare node:https')), ''],
+        ratioRow('HTTP keep-alive: edgeprov / bare node:http', 'HTTP keep-alive/edgeprov', 'HTTP keep-alive/bare node:http', '≥ 0.9'),
+        ratioRow('HTTP keep-alive: edgeprov / nginx', 'HTTP keep-alive/edgeprov', 'HTTP keep-alive/nginx static', '≥ 0.5'),
+        ratioRow('HTTPS keep-alive: edgeprov / nginx', 'HTTPS keep-alive/edgeprov', 'HTTPS keep-alive/nginx static', '≥ 0.4'),
+        ratioRow('HTTPS new phone ECDSA: edgeprov / nginx', 'HTTPS new phone (ECDSA)/edgeprov', 'HTTPS new phone (ECDSA)/nginx static', '≥ 0.4'),
+        ratioRow('HTTPS new phone: edgeprov ECDSA / RSA', 'HTTPS new phone (ECDSA)/edgeprov', 'HTTPS new phone (RSA)/edgeprov', '≥ 3'),
+        ratioRow('HTTPS new phone: bare node:https ECDSA / RSA (reference)', 'HTTPS new phone (ECDSA)/bare node:https', 'HTTPS new phone (RSA)/bare node:https', ''),
+        ratioRow('HTTPS new phone: nginx ECDSA / RSA (reference)', 'HTTPS new phone (ECDSA)/nginx static', 'HTTPS new phone (RSA)/nginx static', ''),
+        ratioRow('HTTPS new phone ECDSA: edgeprov / bare node:https (reference)', 'HTTPS new phone (ECDSA)/edgeprov', 'HTTPS new phone (ECDSA)/bare node:https', ''),
       ],
     )}\n\n`,
   );
@@ -230,7 +258,7 @@ async function main(): Promise<void> {
  * file under `www`, held in memory), or node:https with `tls` (PEM files) and edgeprov's TLS
  * settings: what Node itself allows on the same requests.
  */
-function startBare(www: string, tls?: { cert: string; key: string }): Promise<{ port: number; close: () => void }> {
+function startBare(www: string, tls?: { cert: string; key: string }): Promise<{ port: number; pid: number; close: () => void }> {
   const server = tls
     ? `require('node:https').createServer({ cert: fs.readFileSync(${JSON.stringify(tls.cert)}), key: fs.readFileSync(${JSON.stringify(tls.key)}), minVersion: 'TLSv1.2', ciphers: ${JSON.stringify(TLS_CIPHERS)}, honorCipherOrder: true, ecdhCurve: 'X25519:P-256:P-384' }, handler)`
     : `require('node:http').createServer(handler)`;
@@ -257,7 +285,7 @@ function startBare(www: string, tls?: { cert: string; key: string }): Promise<{ 
        s.keepAliveTimeout = 65000; s.listen(0, '127.0.0.1', () => console.log('bare ' + s.address().port));`,
     ],
     /bare \d+/,
-  ).then(({ child, output }) => ({ port: Number(/bare (\d+)/.exec(output())?.[1]), close: () => child.kill() }));
+  ).then(({ child, output }) => ({ port: Number(/bare (\d+)/.exec(output())?.[1]), pid: child.pid as number, close: () => child.kill() }));
 }
 
 async function simulatorStorm(baseUrl: string, username: string, password: string, ca: string) {
@@ -293,3 +321,5 @@ async function simulatorStorm(baseUrl: string, username: string, password: strin
 }
 
 await main();
+// The data, the pre-rendered files and the server's log (hundreds of MB after a run); kept with BENCH_KEEP=1.
+if (!process.env.BENCH_KEEP) rmSync(work, { recursive: true, force: true });

@@ -1,5 +1,5 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -163,6 +163,7 @@ end
     ['-c', String(opts.core), 'wrk', '-t1', `-c${opts.connections}`, `-d${opts.seconds}s`, '--latency', '-s', script, ...headerArgs, opts.url, '--', list],
     { maxBuffer: 10_000_000 },
   );
+  rmSync(dir, { recursive: true, force: true });
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1] ?? 0);
   const lat = (pct: string): number => {
     const m = new RegExp(`\\s${pct}%\\s+([\\d.]+)(us|ms|s|m)`).exec(stdout);
@@ -173,6 +174,40 @@ end
   const sockErrors = sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0;
   const requests = Number(/(\d+) requests in/.exec(stdout)?.[1] ?? 0);
   return { rps: Math.round(rps), p50ms: lat('50'), p99ms: lat('99'), errors: non2xx + sockErrors, requests };
+}
+
+/**
+ * Connections like those of phones connecting for the first time: curl sends one request per
+ * connection (`Connection: close`), `parallel` at a time, with its TLS session cache off, so every
+ * handshake is a full one. wrk keeps the TLS session of a connection it reopens, and a server that
+ * issues tickets then resumes about every other one: not the handshake of a phone never seen before.
+ */
+export async function curlNewConnections(opts: { core: number; url: string; paths: string[]; headers?: Record<string, string>; parallel: number }): Promise<WrkResult> {
+  const dir = tempDir('edgeprov-curl-');
+  const config = join(dir, 'urls.txt');
+  const quote = (v: string) => `"${v.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+  writeFileSync(config, opts.paths.map((p) => `url = ${quote(opts.url + p)}\noutput = "/dev/null"\n`).join(''));
+  const headerArgs = Object.entries(opts.headers ?? {}).flatMap(([k, v]) => ['-H', `${k}: ${v}`]);
+  const started = performance.now();
+  const { stdout } = await run(
+    'taskset',
+    ['-c', String(opts.core), 'curl', '--parallel', '--parallel-immediate', '--parallel-max', String(opts.parallel), '--insecure', '--no-sessionid', '--silent', '-H', 'Connection: close', ...headerArgs, '--write-out', '%{http_code} %{time_total}\n', '--config', config],
+    { maxBuffer: 50_000_000 },
+  ).catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '' }));
+  const seconds = (performance.now() - started) / 1000;
+  rmSync(dir, { recursive: true, force: true });
+  const ms: number[] = [];
+  let errors = 0;
+  for (const line of stdout.split('\n')) {
+    if (!line) continue;
+    const [code, total] = line.split(' ');
+    if (!/^[23]\d\d$/.test(code ?? '')) errors++;
+    ms.push(Number(total) * 1000);
+  }
+  errors += Math.max(0, opts.paths.length - ms.length);
+  ms.sort((a, b) => a - b);
+  const pct = (p: number) => Math.round((ms[Math.floor((ms.length - 1) * p)] ?? NaN) * 100) / 100;
+  return { rps: Math.round(ms.length / seconds), p50ms: pct(0.5), p99ms: pct(0.99), errors, requests: ms.length };
 }
 
 export function table(headers: string[], rows: Array<Array<string | number>>): string {
