@@ -65,6 +65,9 @@ export interface RequestFields {
  * and a destination write per line were a tenth of the work per request. Lines are written in
  * batches (64 KB, or 50 ms after the first). Loggers without a reachable destination get `info`.
  */
+/** Printable ASCII but `"` and `\\`: what JSON.stringify would only put quotes around. */
+const JSON_PLAIN = /^[ !#-[\]-~]*$/;
+
 export function requestLogger(logger: Logger): { enabled(): boolean; write(f: RequestFields): void } {
   const raw = logger as unknown as Record<symbol, unknown>;
   const stream = raw[pino.symbols.streamSym] as { write(s: string): unknown } | undefined;
@@ -99,8 +102,10 @@ export function requestLogger(logger: Logger): { enabled(): boolean; write(f: Re
         lastTime = new Date(now).toISOString();
       }
       // reqId is checked against [A-Za-z0-9._-] and ip comes from the socket; method and path are
-      // the client's and are quoted by JSON.stringify.
-      const line = `{"level":${level},"time":"${lastTime}"${bindings},"reqId":"${f.reqId}","method":${JSON.stringify(f.method)},"path":${JSON.stringify(f.path)},"status":${f.status},"ms":${f.ms},"ip":"${f.ip}","msg":"request"}\n`;
+      // the client's and are quoted by JSON.stringify unless nothing in them needs it.
+      const method = f.method === 'GET' ? '"GET"' : JSON.stringify(f.method);
+      const path = JSON_PLAIN.test(f.path) ? `"${f.path}"` : JSON.stringify(f.path);
+      const line = `{"level":${level},"time":"${lastTime}"${bindings},"reqId":"${f.reqId}","method":${method},"path":${path},"status":${f.status},"ms":${f.ms},"ip":"${f.ip}","msg":"request"}\n`;
       batch.push(line);
       bytes += line.length;
       // Not unref'd: a pending batch keeps the process up for those few milliseconds, so no line is lost.

@@ -43,6 +43,14 @@ const READ = new Map<string, 'authorization' | 'ifNoneMatch' | 'userAgent' | 're
   ['x-request-id', 'requestId'],
 ]);
 
+/** Header names as phones and clients spell them, already lower-cased: most heads need no toLowerCase. */
+const LOWER = new Map<string, string>(
+  ['Host', 'Authorization', 'If-None-Match', 'User-Agent', 'X-Request-Id', 'Connection', 'Accept', 'Accept-Encoding'].flatMap((n): Array<[string, string]> => [
+    [n, n.toLowerCase()],
+    [n.toLowerCase(), n.toLowerCase()],
+  ]),
+);
+
 const UNSAFE_FROM = new RegExp(UNSAFE.source, 'g');
 
 /**
@@ -94,7 +102,7 @@ export function parseWireHead(text: string, end: number): WireHead | undefined {
     if (!TOKEN.test(name)) return undefined; // also a folded line, which starts with a space
     const value = head.slice(colon + 1, eol).trim();
     pos = eol + 2;
-    const lower = name.toLowerCase();
+    const lower = LOWER.get(name) ?? name.toLowerCase();
     const field = READ.get(lower);
     if (field !== undefined) {
       if (out[field] !== undefined) return undefined; // given twice: Node's rules decide
