@@ -9,10 +9,9 @@
 import { mkdirSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { coldRender } from './render-lib.ts';
 import { TLS_CIPHERS } from '../src/server/tls.ts';
 import { bootPhone, keepAliveAgent } from '../src/sim/phone.ts';
-import { type WrkResult, cpuMeter, curlNewConnections, json, nginxConfig, peakRssMb, pinSelf, requireTool, run, serverPid, startEdgeprovBench, startPinned, stop, table, tempDir, waitForPort, wrk } from './lib.ts';
+import { type WrkResult, cpuMeter, root, curlNewConnections, json, nginxConfig, peakRssMb, pinSelf, requireTool, run, serverPid, startEdgeprovBench, startPinned, stop, table, tempDir, waitForPort, wrk } from './lib.ts';
 
 const arg = (name: string, def: number): number => {
   const i = process.argv.indexOf(`--${name}`);
@@ -203,7 +202,8 @@ async function main(): Promise<void> {
   bareTls.ecdsa.close();
   bareTls.rsa.close();
 
-  const cold = storm ? Math.max(coldRender(), coldRender(), coldRender()) : 0;
+  // In a process of its own on the server core, now free: this one's heap holds every wrk sample.
+  const cold = storm ? await coldRenderPinned() : 0;
   // Each ratio is the median of the ratios within a round, where the two servers ran seconds
   // apart: a slow spell of the machine then moves both sides of one ratio, not one side of all.
   // Throughput: requests/s over requests/s. Per server CPU: what one core could serve, from each
@@ -286,6 +286,12 @@ function startBare(www: string, tls?: { cert: string; key: string }): Promise<{ 
     ],
     /bare \d+/,
   ).then(({ child, output }) => ({ port: Number(/bare (\d+)/.exec(output())?.[1]), pid: child.pid as number, close: () => child.kill() }));
+}
+
+/** `npm run bench -- cold-render` on the server core: configs/s. */
+async function coldRenderPinned(): Promise<number> {
+  const { stdout } = await run('taskset', ['-c', String(SERVER_CORE), process.execPath, '--import', 'tsx', join(root, 'bench/run.ts'), 'cold-render']);
+  return Number(/(\d+) configs\/s/.exec(stdout)?.[1] ?? 0);
 }
 
 async function simulatorStorm(baseUrl: string, username: string, password: string, ca: string) {
