@@ -2,9 +2,9 @@
  * `npm run bench -- boot-storm [--phones N] [--stored M] [--seconds S] [--rounds R] [--only TEXT]`
  *
  * Boot storm: edgeprov (one core) against nginx serving the same files pre-rendered from disk
- * (one worker, same core) and a bare Node server answering each path with the same bytes, all in one run, with
- * the load generator (wrk, and the phone simulator) on the other core. Needs Debian's nginx and wrk:
- * `apt-get install nginx wrk`.
+ * (one worker, same core) and bare Node servers answering each path with the same bytes, all in one
+ * run, with the load generators (wrk for keep-alive, curl for new phones, and the phone simulator)
+ * on the other core. Needs Debian's nginx, wrk and curl: `apt-get install nginx wrk curl`.
  */
 import { mkdirSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import { join, dirname } from 'node:path';
