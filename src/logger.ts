@@ -49,6 +49,9 @@ export function createAccessLogger(opts: LoggerOptions): Logger {
 /** A logger that drops everything; for tests that do not look at logs. */
 export const silentLogger = (): Logger => pino({ level: 'silent' });
 
+/** Printable ASCII but `"` and `\`: what JSON.stringify would only put quotes around. */
+const JSON_PLAIN = /^[ !#-[\]-~]*$/;
+
 export interface RequestFields {
   reqId: string;
   method: string;
@@ -65,9 +68,6 @@ export interface RequestFields {
  * and a destination write per line were a tenth of the work per request. Lines are written in
  * batches (64 KB, or 50 ms after the first). Loggers without a reachable destination get `info`.
  */
-/** Printable ASCII but `"` and `\\`: what JSON.stringify would only put quotes around. */
-const JSON_PLAIN = /^[ !#-[\]-~]*$/;
-
 export function requestLogger(logger: Logger): { enabled(): boolean; write(f: RequestFields): void } {
   const raw = logger as unknown as Record<symbol, unknown>;
   const stream = raw[pino.symbols.streamSym] as { write(s: string): unknown } | undefined;
