@@ -193,10 +193,11 @@ export async function startTftp(opts: TftpOptions, deps: { tree: ProvisioningTre
 
     const limit = tree.uploadLimit(rel);
     if (!limit) return refuse(P.error(P.ERR.accessViolation, 'writing this file is not allowed'));
-    const size = p.options.get('tsize');
-    if (size !== undefined && /^\d+$/.test(size) && Number(size) > limit.maxBytes) return refuse(P.error(P.ERR.diskFull, `upload larger than ${limit.maxBytes} bytes`));
+    const tsize = p.options.get('tsize');
+    const size = tsize !== undefined && /^\d+$/.test(tsize) ? Number(tsize) : undefined;
+    if (size !== undefined && size > limit.maxBytes) return refuse(P.error(P.ERR.diskFull, `upload larger than ${limit.maxBytes} bytes`));
     const transport = await openTransport(from);
-    const n = negotiate(p.options, size !== undefined && /^\d+$/.test(size) ? Number(size) : undefined, defaults);
+    const n = negotiate(p.options, size, defaults);
     const commit = async (body: Buffer): Promise<string | undefined> => {
       const res = await tree.write(requester, rel, body);
       if (res.kind === 'stored') return undefined;
