@@ -65,19 +65,25 @@ async function main(): Promise<void> {
   const paths: string[] = [];
   for (let i = 0; i < PHONES; i++) paths.push(`${base}${mac(i)}.cfg`, `${base}${mac(i)}-device.cfg`, `${base}defaults.cfg`);
 
-  // Pre-render every file to disk for nginx, fetched from edgeprov itself (warms its cache too).
+  /** Every path fetched from an edgeprov, 200 at a time (which warms its render cache); `keep` gets each file. */
+  const fetchEvery = async (port: number, keep?: (path: string, body: Buffer) => void) => {
+    const one = async (p: string) => {
+      const res = await fetch(`http://127.0.0.1:${port}${p}`, { headers: { authorization: basic } });
+      const body = Buffer.from(await res.arrayBuffer());
+      if (res.status !== 200) throw new Error(`${p}: ${res.status}`);
+      keep?.(p, body);
+    };
+    for (let i = 0; i < paths.length; i += 200) await Promise.all(paths.slice(i, i + 200).map(one));
+  };
+
+  // Pre-render every file to disk for nginx, fetched from edgeprov itself.
   const www = join(work, 'www');
-  const agent = keepAliveAgent(false);
-  const fetchFile = async (p: string) => {
-    const res = await fetch(`http://127.0.0.1:${srv.http}${p}`, { headers: { authorization: basic } });
-    if (res.status !== 200) throw new Error(`${p}: ${res.status}`);
+  await fetchEvery(srv.http, (p, body) => {
     const file = join(www, p);
     mkdirSync(dirname(file), { recursive: true });
-    writeFileSync(file, Buffer.from(await res.arrayBuffer()));
-  };
-  for (let i = 0; i < paths.length; i += 200) await Promise.all(paths.slice(i, i + 200).map(fetchFile));
+    writeFileSync(file, body);
+  });
   await run('chmod', ['-R', 'a+rX', work]);
-  agent.destroy();
 
   // nginx, one worker on the server core, same files, same certificate types.
   const tlsDir = join(dataDir, 'tls');
@@ -121,12 +127,7 @@ async function main(): Promise<void> {
   // while the other is measured), its render cache warmed the same way, so the two certificate
   // types are compared on handshakes alone and in the same rounds.
   const rsa = await startEdgeprovBench(SERVER_CORE, dataDir, ['--https-cert-file', join(tlsDir, 'server-rsa.crt'), '--https-key-file', join(tlsDir, 'server-rsa.key')]);
-  const warm = async (p: string) => {
-    const res = await fetch(`http://127.0.0.1:${rsa.http}${p}`, { headers: { authorization: basic } });
-    await res.arrayBuffer();
-    if (res.status !== 200) throw new Error(`${p}: ${res.status}`);
-  };
-  for (let i = 0; i < paths.length; i += 200) await Promise.all(paths.slice(i, i + 200).map(warm));
+  await fetchEvery(rsa.http);
 
   const auth = { Authorization: basic };
   const peaks: Array<[string, number]> = [];
